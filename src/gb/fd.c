@@ -1,0 +1,234 @@
+/*
+ * fd.c - waiting on file descriptors.
+ *
+ * Each fd is registered with libevent once, persistent and edge-triggered,
+ * and the scheduler keeps what the poller last reported as "known ready"
+ * bits. A task tries its system call first and waits only after EAGAIN, so
+ * in steady state a message costs its read, its write and a share of one
+ * epoll_wait, with no epoll_ctl.
+ *
+ * Who may wake a waiter: the fd's event callback (readiness), gb_fd_close
+ * (-EBADF), or the scheduler's deadline and cancellation paths (through
+ * detach_waiter).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct gb_fd {
+	struct event ev;
+	int fd;
+	unsigned char ready;   /* GB_READ | GB_WRITE known from the poller */
+	unsigned char stream;  /* a short read means the fd is drained */
+	unsigned char sock;    /* write with send(MSG_NOSIGNAL) */
+	gb_task *reader, *writer;
+};
+
+static void fd_event(evutil_socket_t fd, short what, void *arg)
+{
+	gb_fd *f = arg;
+
+	(void)fd;
+	if (what & EV_READ) {
+		f->ready |= GB_READ;
+		if (f->reader) {
+			gb_task *t = f->reader;
+			f->reader = NULL;
+			gb__wake(t, 0);
+		}
+	}
+	if (what & EV_WRITE) {
+		f->ready |= GB_WRITE;
+		if (f->writer) {
+			gb_task *t = f->writer;
+			f->writer = NULL;
+			gb__wake(t, 0);
+		}
+	}
+}
+
+/* Byte streams (pipes, stream sockets) return less than asked only when
+ * nothing more is buffered: then a short read proves the fd is drained. */
+static void classify(gb_fd *f)
+{
+	struct stat st;
+	int type;
+	socklen_t len = sizeof type;
+
+	if (fstat(f->fd, &st) != 0)
+		return;
+	f->sock = S_ISSOCK(st.st_mode);
+	f->stream = S_ISFIFO(st.st_mode) ||
+	            (f->sock &&
+	             getsockopt(f->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	             type == SOCK_STREAM);
+}
+
+static int set_flags(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	int fdfl = fcntl(fd, F_GETFD);
+
+	if (fl < 0 || fdfl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	if (!(fdfl & FD_CLOEXEC) && fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+		return -errno;
+	return 0;
+}
+
+int gb_fd_open(gb_fd **out, int fd)
+{
+	gb_fd *f;
+	int rc;
+
+	if (fd < 0)
+		return -EINVAL;
+	if ((rc = set_flags(fd)) < 0)
+		return rc == -EBADF ? -EINVAL : rc;
+	if (!(f = calloc(1, sizeof *f)))
+		return -ENOMEM;
+	f->fd = fd;
+	classify(f);
+	event_assign(&f->ev, gb__s.base, fd,
+	             EV_READ | EV_WRITE | EV_PERSIST | EV_ET, fd_event, f);
+	if (event_add(&f->ev, NULL) != 0) {
+		free(f);
+		return -EINVAL;
+	}
+	*out = f;
+	return 0;
+}
+
+int gb_fd_get(const gb_fd *f)
+{
+	return f->fd;
+}
+
+static void detach_waiter(gb_task *t)
+{
+	gb_fd *f = t->wait_obj;
+
+	if (f->reader == t)
+		f->reader = NULL;
+	if (f->writer == t)
+		f->writer = NULL;
+}
+
+int gb_fd_wait(gb_fd *f, int events, int64_t deadline)
+{
+	gb_task *t = gb__s.current;
+	gb_task **slot;
+	int rc;
+
+	if (events != GB_READ && events != GB_WRITE)
+		return -EINVAL;
+	if ((rc = gb__checkpoint_status(t)) != 0)
+		return rc;
+	if (f->ready & events)
+		return 0;
+	slot = events == GB_READ ? &f->reader : &f->writer;
+	if (*slot)
+		return -EBUSY;
+	*slot = t;
+	t->wait_obj = f;
+	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_io_wait))
+		gb__hooks->on_io_wait(t, f->fd, events, gb__hooks->ud);
+	rc = gb__block(deadline, detach_waiter);
+	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_io_wake))
+		gb__hooks->on_io_wake(t, f->fd, rc, gb__hooks->ud);
+	return rc;
+}
+
+void gb_fd_unready(gb_fd *f, int events)
+{
+	f->ready &= (unsigned char)~events;
+}
+
+int gb_io_checkpoint(void)
+{
+	gb_task *t = gb__s.current;
+
+	if (GB_UNLIKELY(t->budget == 0))
+		gb_yield(); /* resets the budget; the status is checked below */
+	t->budget--;
+	return gb__checkpoint_status(t);
+}
+
+ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
+{
+	int rc = gb_io_checkpoint();
+
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t n = read(f->fd, buf, len);
+
+		if (n >= 0) {
+			if (f->stream && n > 0 && (size_t)n < len)
+				gb_fd_unready(f, GB_READ);
+			return n;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		gb_fd_unready(f, GB_READ);
+		if ((rc = gb_fd_wait(f, GB_READ, deadline)) != 0)
+			return rc;
+	}
+}
+
+/* A socket is written with send(MSG_NOSIGNAL), so a vanished peer is
+ * -EPIPE and never a SIGPIPE. */
+static ssize_t write_some(gb_fd *f, const void *buf, size_t len)
+{
+	if (f->sock)
+		return send(f->fd, buf, len, MSG_NOSIGNAL);
+	return write(f->fd, buf, len);
+}
+
+ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline)
+{
+	int rc = gb_io_checkpoint();
+
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t n = write_some(f, buf, len);
+
+		if (n >= 0) {
+			if ((size_t)n < len)
+				gb_fd_unready(f, GB_WRITE);
+			return n;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		gb_fd_unready(f, GB_WRITE);
+		if ((rc = gb_fd_wait(f, GB_WRITE, deadline)) != 0)
+			return rc;
+	}
+}
+
+int gb_fd_close(gb_fd *f, int close_fd)
+{
+	int rc = 0;
+
+	event_del(&f->ev);
+	if (f->reader)
+		gb__wake(f->reader, -EBADF);
+	if (f->writer)
+		gb__wake(f->writer, -EBADF);
+	if (close_fd && close(f->fd) != 0)
+		rc = -errno;
+	free(f);
+	return rc;
+}

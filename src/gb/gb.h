@@ -1,0 +1,267 @@
+/*
+ * gb.h - the giambio scheduler: stackful green threads on libevent.
+ *
+ * This is the only public header of the scheduler library. Everything the
+ * daemon and the tests need is declared here; nothing outside src/gb/ may
+ * include libevent headers for scheduling.
+ *
+ * Conventions (libuv/libdill style):
+ *  - Functions that can fail return 0 (or a non-negative count) on success
+ *    and a negative errno value on failure (-ETIMEDOUT, -ECANCELED, ...).
+ *  - Every blocking call takes an absolute deadline on the monotonic clock,
+ *    in nanoseconds as returned by gb_now(), or GB_NEVER.
+ *  - Blocking calls are checkpoints: a cancelled task gets -ECANCELED from
+ *    every blocking call until it ends (level-triggered, as in trio).
+ *  - The scheduler is single-threaded: every gb_ function except gb_now()
+ *    must be called from a task running inside gb_run().
+ */
+#ifndef GB_H
+#define GB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- time */
+
+/* No deadline. Chosen as the largest value so that min() picks any other. */
+#define GB_NEVER INT64_MAX
+
+#define GB_USEC(x) ((int64_t)(x) * 1000LL)
+#define GB_MSEC(x) ((int64_t)(x) * 1000000LL)
+#define GB_SEC(x)  ((int64_t)(x) * 1000000000LL)
+
+/* Monotonic clock, nanoseconds. Safe from any thread. */
+int64_t gb_now(void);
+
+/* gb_now() + ns, saturating at GB_NEVER. */
+int64_t gb_after(int64_t ns);
+
+/* --------------------------------------------------------------- tasks */
+
+typedef struct gb_task gb_task;
+typedef struct gb_group gb_group;
+
+/* A task's body. Its result is the task's result: 0 or positive for
+ * success, a negative errno value for failure. A failure propagates to the
+ * task's group (see gb_group_*). */
+typedef int (*gb_fn)(void *arg);
+
+/* Scheduler settings for gb_run_with(). Zero fields take the default. */
+typedef struct gb_config {
+	size_t stack_size;   /* default stack size per task; default 64 KiB */
+	size_t stack_pool;   /* freed default-size stacks kept; default 1024 */
+	unsigned io_budget;  /* I/O operations per turn before a forced yield;
+	                      * default 32 */
+	unsigned io_skip;    /* scheduling passes between two I/O polls while
+	                      * tasks are runnable; default 64 */
+} gb_config;
+
+/* Runs main(arg) as the first task and the event loop until main and every
+ * task it spawned have ended. Returns main's result, or a negative errno if
+ * the scheduler itself could not start (-ENOMEM, -EBUSY if already
+ * running). */
+int gb_run(gb_fn main, void *arg);
+int gb_run_with(gb_fn main, void *arg, const gb_config *cfg);
+
+/* Spawn options. NULL means defaults. */
+typedef struct gb_spawn_opts {
+	const char *name;    /* copied; truncated to GB_NAME_MAX - 1 bytes */
+	size_t stack_size;   /* 0: the scheduler's default */
+} gb_spawn_opts;
+
+#define GB_NAME_MAX 48
+
+/* Spawns fn(arg) into group g. The new task is appended to the run queue;
+ * the caller keeps running. If handle is not NULL the caller gets a
+ * reference to the task and must drop it with gb_task_release() (the
+ * task's memory lives until both the task has ended and the reference is
+ * dropped). Returns 0, -ENOMEM (no memory or no mapping left: see the log
+ * line about vm.max_map_count), or -EINVAL (g already closed, or
+ * stack_size too small). A task spawned into a cancelled group starts
+ * cancelled. */
+int gb_spawn(gb_group *g, gb_fn fn, void *arg, const gb_spawn_opts *opts,
+             gb_task **handle);
+
+/* Drops a reference taken by gb_spawn(). */
+void gb_task_release(gb_task *t);
+
+/* 1 if the task has ended, and then its result in *result (may be NULL). */
+int gb_task_done(const gb_task *t, int *result);
+
+/* The running task. */
+gb_task *gb_self(void);
+
+/* A task's name ("" if none was given). */
+const char *gb_task_name(const gb_task *t);
+void gb_task_set_name(gb_task *t, const char *name);
+
+/* A task's unique id: 1 for main, then increasing. */
+uint64_t gb_task_id(const gb_task *t);
+
+/* Cancels a task (and every task in the groups it has open, recursively).
+ * Level-triggered: its current blocking call returns -ECANCELED, and so
+ * does every later one, except inside a shielded scope. Cancelling a
+ * finished task does nothing. May be called on the running task. */
+void gb_cancel(gb_task *t);
+
+/* 1 if the task has been cancelled. */
+int gb_cancelled(const gb_task *t);
+
+/* Goes to the back of the run queue. A checkpoint: returns -ECANCELED if
+ * the task is cancelled (after yielding), else 0. */
+int gb_yield(void);
+
+/* Sleeps until the deadline. Returns 0 when it is reached, -ECANCELED if
+ * cancelled, -ETIMEDOUT if an enclosing scope's deadline comes first. */
+int gb_sleep(int64_t deadline);
+
+/* -------------------------------------------------------------- scopes */
+
+/* A cancel scope: a stretch of work with its own deadline and its own
+ * cancellation (giambio's with_timeout / skip_after, trio's CancelScope).
+ * Scopes live on the caller's stack and nest strictly: leave them in the
+ * reverse order of entering. The fields are private. */
+typedef struct gb_scope {
+	struct gb_scope *parent;
+	gb_task *task;
+	gb_group *group;     /* set for the scope a group opens */
+	int64_t deadline;
+	unsigned char shield;
+	unsigned char cancelled;
+	unsigned char expired;
+} gb_scope;
+
+#define GB_SHIELD 1
+
+/* Enters a scope. Blocking calls inside it fail with -ETIMEDOUT once the
+ * deadline has passed (and keep failing until the scope is left). With
+ * GB_SHIELD in flags, cancellation from outside the scope (gb_cancel of the
+ * task, outer scopes and their deadlines) does not reach inside: use it for
+ * short cleanup such as flushing and closing. */
+void gb_scope_enter(gb_scope *s, int64_t deadline, int flags);
+
+/* Leaves the scope. Returns -ETIMEDOUT if its deadline expired while
+ * inside, -ECANCELED if gb_scope_cancel() was called on it, else 0. */
+int gb_scope_leave(gb_scope *s);
+
+/* Cancels everything inside the scope (may be called from another task
+ * while the scope is entered). */
+void gb_scope_cancel(gb_scope *s);
+
+/* Moves the scope's deadline (earlier or later). */
+void gb_scope_set_deadline(gb_scope *s, int64_t deadline);
+
+/* -------------------------------------------------------------- groups */
+
+/* A task group (giambio's task pool, trio's nursery). It owns the tasks
+ * spawned into it. The task that opens a group is its owner; the group is
+ * also a scope on the owner, so groups nest with scopes.
+ *
+ * When a child fails (returns a negative value other than -ECANCELED after
+ * being cancelled), the group records the error, cancels the remaining
+ * children, and cancels the owner's work inside the group: the owner's
+ * blocking calls return -ECANCELED until it closes the group, where it sees
+ * the child's error. No task outlives its group: a task that ends with a
+ * group still open closes it first. */
+int gb_group_open(gb_group **g);
+
+/* Waits until every task in the group has ended. Returns the group's first
+ * error, or 0; -ETIMEDOUT / -ECANCELED if the deadline passed or the owner
+ * was cancelled first (the children keep running). Only the owner may wait.
+ */
+int gb_group_wait(gb_group *g, int64_t deadline);
+
+/* Cancels every task still in the group. */
+void gb_group_cancel(gb_group *g);
+
+/* Cancels what is left, waits for it (not interruptible: children are
+ * cancelled and must end), leaves the group's scope and frees the group.
+ * Returns the first error of any child, or 0. Only the owner may close,
+ * and groups and scopes close in reverse order of opening. */
+int gb_group_close(gb_group *g);
+
+/* Number of failed children so far, and up to max of their errors, first
+ * first. */
+size_t gb_group_errors(const gb_group *g, int *errs, size_t max);
+
+/* Number of tasks in the group that have not ended. */
+size_t gb_group_size(const gb_group *g);
+
+/* ------------------------------------------------- file descriptors */
+
+typedef struct gb_fd gb_fd;
+
+#define GB_READ  1
+#define GB_WRITE 2
+
+/* Registers fd with the poller once (persistent, edge-triggered). The fd
+ * is made non-blocking and close-on-exec. The gb_fd does not own fd unless
+ * gb_fd_close() is asked to close it. Returns 0, -ENOMEM or -EINVAL. */
+int gb_fd_open(gb_fd **out, int fd);
+
+/* The underlying descriptor. */
+int gb_fd_get(const gb_fd *f);
+
+/* Waits until fd is ready for events (GB_READ or GB_WRITE, one at a time).
+ * Returns at once if readiness is already known; call gb_fd_unready()
+ * first when an operation just returned EAGAIN. One reader and one writer
+ * may wait at the same time; a second waiter for the same direction gets
+ * -EBUSY. Other errors: -ETIMEDOUT, -ECANCELED, -EBADF (the gb_fd was
+ * closed while waiting). */
+int gb_fd_wait(gb_fd *f, int events, int64_t deadline);
+
+/* Forgets known readiness (after EAGAIN, or a short read that drained the
+ * socket), so that the next gb_fd_wait() blocks until the poller reports
+ * new readiness. */
+void gb_fd_unready(gb_fd *f, int events);
+
+/* read(2)/write(2) with optimistic I/O: try the system call first and wait
+ * only on EAGAIN. Counts against the task's I/O budget: when the budget of
+ * a turn is spent, the call yields first, so a task whose fd is always
+ * ready cannot starve others. Return the byte count (0 is end of file for
+ * read) or a negative errno. */
+ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline);
+ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline);
+
+/* Spends one unit of the running task's I/O budget; yields first if it is
+ * spent. For I/O layers built on gb_fd. Returns 0 or -ECANCELED. */
+int gb_io_checkpoint(void);
+
+/* Unregisters and frees f, waking its waiters with -EBADF. Closes the
+ * descriptor too if close_fd is non-zero. Returns close(2)'s result. */
+int gb_fd_close(gb_fd *f, int close_fd);
+
+/* ------------------------------------------------------ instrumentation */
+
+/* Hooks, like giambio's debugger class. Any member may be NULL. They run on
+ * the scheduler's hot paths: keep them short, and do not block in them. */
+typedef struct gb_hooks {
+	void (*on_spawn)(gb_task *t, void *ud);
+	void (*on_switch)(gb_task *from, gb_task *to, void *ud);
+	void (*on_exit)(gb_task *t, int result, void *ud);
+	void (*on_io_wait)(gb_task *t, int fd, int events, void *ud);
+	void (*on_io_wake)(gb_task *t, int fd, int result, void *ud);
+	void *ud;
+} gb_hooks;
+
+/* Installs hooks (copied), or removes them with NULL. Callable before
+ * gb_run() too. */
+void gb_set_hooks(const gb_hooks *h);
+
+/* ------------------------------------------------------------- logging */
+
+enum { GB_LOG_ERROR, GB_LOG_WARNING, GB_LOG_INFO, GB_LOG_DEBUG };
+
+/* Where the scheduler's own rare messages go (default: stderr). */
+typedef void (*gb_log_fn)(int level, const char *msg);
+void gb_set_log(gb_log_fn fn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GB_H */
