@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct gb_fd {
@@ -185,26 +186,39 @@ ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
 	}
 }
 
-/* A socket is written with send(MSG_NOSIGNAL), so a vanished peer is
+/* A socket is written with sendmsg(MSG_NOSIGNAL), so a vanished peer is
  * -EPIPE and never a SIGPIPE. */
-static ssize_t write_some(gb_fd *f, const void *buf, size_t len)
+static ssize_t writev_some(gb_fd *f, const struct iovec *iov, int iovcnt)
 {
-	if (f->sock)
-		return send(f->fd, buf, len, MSG_NOSIGNAL);
-	return write(f->fd, buf, len);
+	if (f->sock) {
+		struct msghdr m = { .msg_iov = (struct iovec *)iov,
+		                    .msg_iovlen = (size_t)iovcnt };
+		return sendmsg(f->fd, &m, MSG_NOSIGNAL);
+	}
+	return writev(f->fd, iov, iovcnt);
 }
 
-ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline)
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+ssize_t gb_fd_writev(gb_fd *f, const struct iovec *iov, int iovcnt,
+                     int64_t deadline)
 {
 	int rc = gb_io_checkpoint();
 
 	if (rc)
 		return rc;
 	for (;;) {
-		ssize_t n = write_some(f, buf, len);
+		ssize_t n = writev_some(f, iov, iovcnt);
 
 		if (n >= 0) {
-			if ((size_t)n < len)
+			if ((size_t)n < iov_total(iov, iovcnt))
 				gb_fd_unready(f, GB_WRITE);
 			return n;
 		}
@@ -216,6 +230,13 @@ ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline)
 		if ((rc = gb_fd_wait(f, GB_WRITE, deadline)) != 0)
 			return rc;
 	}
+}
+
+ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return gb_fd_writev(f, &iov, 1, deadline);
 }
 
 int gb_fd_close(gb_fd *f, int close_fd)

@@ -20,7 +20,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,7 +66,8 @@ typedef struct gb_config {
 /* Runs main(arg) as the first task and the event loop until main and every
  * task it spawned have ended. Returns main's result, or a negative errno if
  * the scheduler itself could not start (-ENOMEM, -EBUSY if already
- * running). */
+ * running). While it runs, SIGPIPE is ignored unless the program handles
+ * it, so writing to a vanished peer is -EPIPE, never a killed process. */
 int gb_run(gb_fn main, void *arg);
 int gb_run_with(gb_fn main, void *arg, const gb_config *cfg);
 
@@ -112,8 +115,9 @@ void gb_cancel(gb_task *t);
 /* 1 if the task has been cancelled. */
 int gb_cancelled(const gb_task *t);
 
-/* Goes to the back of the run queue. A checkpoint: returns -ECANCELED if
- * the task is cancelled (after yielding), else 0. */
+/* Goes to the back of the run queue. A checkpoint: after yielding, returns
+ * -ECANCELED if the task is cancelled, -ETIMEDOUT inside a scope whose
+ * deadline has passed, else 0. */
 int gb_yield(void);
 
 /* Sleeps until the deadline. Returns 0 when it is reached, -ECANCELED if
@@ -227,14 +231,226 @@ void gb_fd_unready(gb_fd *f, int events);
  * read) or a negative errno. */
 ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline);
 ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline);
+/* Gathering form of gb_fd_write (sendmsg/writev). */
+ssize_t gb_fd_writev(gb_fd *f, const struct iovec *iov, int iovcnt,
+                     int64_t deadline);
 
 /* Spends one unit of the running task's I/O budget; yields first if it is
- * spent. For I/O layers built on gb_fd. Returns 0 or -ECANCELED. */
+ * spent. For I/O layers built on gb_fd. A checkpoint: returns 0, or
+ * -ECANCELED / -ETIMEDOUT as gb_yield() does. */
 int gb_io_checkpoint(void);
 
 /* Unregisters and frees f, waking its waiters with -EBADF. Closes the
  * descriptor too if close_fd is non-zero. Returns close(2)'s result. */
 int gb_fd_close(gb_fd *f, int close_fd);
+
+/* ------------------------------------------------ synchronisation */
+
+/*
+ * Events, locks, semaphores, condition variables and channels. All are
+ * FIFO: waiters are served in the order they arrived. Every wait takes a
+ * deadline and is a cancellation point; a waiter that times out or is
+ * cancelled leaves the primitive as if it had never waited (no lost
+ * wake-up, no lost item, no lock held by a task that gave up). The structs
+ * may be embedded; their fields are private.
+ */
+typedef struct gb_waiter gb_waiter;
+typedef struct gb_waitq {
+	gb_waiter *head, *tail;
+} gb_waitq;
+
+typedef struct gb_event {
+	gb_waitq q;
+	int set;
+} gb_event;
+
+void gb_event_init(gb_event *e);
+/* Sets the event and wakes every waiter. */
+void gb_event_set(gb_event *e);
+void gb_event_clear(gb_event *e);
+int gb_event_is_set(const gb_event *e);
+/* Returns 0 at once if set, else waits for gb_event_set(). */
+int gb_event_wait(gb_event *e, int64_t deadline);
+
+/* A lock with FIFO hand-off: unlocking gives the lock straight to the
+ * longest waiter, so no task can barge in ahead of it. */
+typedef struct gb_lock {
+	gb_waitq q;
+	gb_task *owner;
+} gb_lock;
+
+void gb_lock_init(gb_lock *l);
+int gb_lock_acquire(gb_lock *l, int64_t deadline);
+/* -EBUSY if held (or already held by the caller: the lock is not
+ * recursive). */
+int gb_lock_try(gb_lock *l);
+/* -EPERM if the caller does not hold the lock. */
+int gb_lock_release(gb_lock *l);
+gb_task *gb_lock_owner(const gb_lock *l);
+
+/* A counting semaphore. max == 0 means no upper bound; releasing past max
+ * fails with -EOVERFLOW. */
+typedef struct gb_sem {
+	gb_waitq q;
+	unsigned value, max;
+} gb_sem;
+
+void gb_sem_init(gb_sem *s, unsigned value, unsigned max);
+int gb_sem_acquire(gb_sem *s, int64_t deadline);
+int gb_sem_try(gb_sem *s);  /* -EAGAIN when the count is 0 */
+int gb_sem_release(gb_sem *s);
+unsigned gb_sem_value(const gb_sem *s);
+
+/* A condition variable used with a gb_lock. */
+typedef struct gb_cond {
+	gb_waitq q;
+} gb_cond;
+
+void gb_cond_init(gb_cond *c);
+/* Releases l (which the caller must hold: else -EPERM), waits for a
+ * signal, and takes l back before returning, whatever the result:
+ * 0, -ETIMEDOUT or -ECANCELED. */
+int gb_cond_wait(gb_cond *c, gb_lock *l, int64_t deadline);
+void gb_cond_signal(gb_cond *c);
+void gb_cond_broadcast(gb_cond *c);
+
+/* A bounded channel of fixed-size items (pointers are items of
+ * sizeof(void *)). capacity 0 makes every send a rendezvous with a
+ * receiver. */
+typedef struct gb_chan gb_chan;
+
+int gb_chan_open(gb_chan **c, size_t item_size, size_t capacity);
+/* Copies item in; waits while the channel is full. -EPIPE once closed. */
+int gb_chan_send(gb_chan *c, const void *item, int64_t deadline);
+/* Copies the oldest item out; waits while empty. After gb_chan_close(),
+ * what is queued is still received, then -EPIPE. */
+int gb_chan_recv(gb_chan *c, void *item, int64_t deadline);
+/* Non-blocking forms: -EAGAIN instead of waiting. */
+int gb_chan_try_send(gb_chan *c, const void *item);
+int gb_chan_try_recv(gb_chan *c, void *item);
+/* Senders get -EPIPE at once, receivers after the queue drains. */
+void gb_chan_close(gb_chan *c);
+size_t gb_chan_len(const gb_chan *c);
+/* Frees the channel; nobody may be waiting on it. */
+void gb_chan_free(gb_chan *c);
+
+/* ------------------------------------------------------------- sockets */
+
+/*
+ * A socket owned by the scheduler (giambio's AsyncSocket). Calls try the
+ * system call first and wait only on EAGAIN. A peer that resets or
+ * vanishes gives -ECONNRESET or -EPIPE, never a SIGPIPE. Closing a socket
+ * wakes any task waiting on it with -EBADF; nobody may use it afterwards.
+ */
+typedef struct gb_sock gb_sock;
+
+/* Takes ownership of fd (made non-blocking and close-on-exec). */
+int gb_sock_wrap(gb_sock **out, int fd);
+int gb_sock_fd(const gb_sock *s);
+
+typedef struct gb_listen_opts {
+	int backlog;         /* 0: SOMAXCONN */
+	int reuseport;       /* set SO_REUSEPORT */
+	int v6only;          /* IPv6 only: -1 system default, 0 dual-stack, 1 */
+} gb_listen_opts;
+
+/* A listening TCP socket with SO_REUSEADDR. */
+int gb_sock_listen(gb_sock **out, const struct sockaddr *sa, socklen_t len,
+                   const gb_listen_opts *opts);
+
+/* Accepts a client; peer (may be NULL) gets its address. When the process
+ * is out of descriptors, pending connections are accepted and closed at
+ * once with a spare descriptor, accepting pauses for 100 ms at a time, and
+ * the episode is logged once; it ends by itself when descriptors free up.
+ */
+int gb_sock_accept(gb_sock *ls, gb_sock **client,
+                   struct sockaddr_storage *peer, int64_t deadline);
+
+/* A non-blocking TCP connect to sa, waiting at most until deadline. */
+int gb_sock_connect(gb_sock **out, const struct sockaddr *sa, socklen_t len,
+                    int64_t deadline);
+
+/* Up to len bytes (buffered data first). 0 at end of stream. */
+ssize_t gb_sock_recv(gb_sock *s, void *buf, size_t len, int64_t deadline);
+
+/* One line, terminator included, of at most max bytes. A longer line is
+ * returned in pieces of max bytes (no '\n' at their end); a final
+ * fragment without '\n' is returned at end of stream; then 0. *line points
+ * into the socket's buffer and stays valid until the next receive call. */
+ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
+                          int64_t deadline);
+
+/* Bytes received and buffered but not yet returned. */
+size_t gb_sock_pending(const gb_sock *s);
+
+/* Sends everything, looping over partial writes. Returns 0, or the error
+ * that stopped it (-ETIMEDOUT, -ECANCELED, -EPIPE, ...); *sent (may be
+ * NULL) says how many bytes went out either way. */
+int gb_sock_send_all(gb_sock *s, const void *buf, size_t len, size_t *sent,
+                     int64_t deadline);
+/* The same for up to GB_IOV_MAX pieces, in one system call when it can. */
+#define GB_IOV_MAX 16
+int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
+                      size_t *sent, int64_t deadline);
+
+/* Drops n bytes from the front of the pieces (*iov)[0..*cnt), as after a
+ * partial write: whole pieces are skipped, the first remaining one is
+ * shortened in place. */
+void gb_iov_advance(struct iovec **iov, int *cnt, size_t n);
+
+/* shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR (half-close). */
+int gb_sock_shutdown(gb_sock *s, int how);
+int gb_sock_close(gb_sock *s);
+
+/* ------------------------------------------------------------ addresses */
+
+/* Parses "host:port", "[v6addr]:port" or "*:port" (every address: IPv6
+ * any, which is dual-stack unless v6only is asked for) with a numeric
+ * host. Returns 0 or -EINVAL. */
+int gb_addr_parse(const char *text, struct sockaddr_storage *ss,
+                  socklen_t *len);
+/* Formats as "1.2.3.4:port" or "[::1]:port"; returns 0 or -EINVAL. */
+#define GB_ADDR_STRLEN 64
+int gb_addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+/* -------------------------------------------------- blocking work */
+
+/*
+ * Runs fn(arg) on a small pool of worker threads and waits for its result.
+ * If the wait ends first (deadline, cancellation) the task returns at once
+ * and fn keeps running: it then owns arg, so arg must not live on the
+ * task's stack, and discard(arg, result) (may be NULL) is called on the
+ * scheduler's thread when fn finishes, to free them.
+ */
+typedef void *(*gb_work_fn)(void *arg);
+int gb_work(gb_work_fn fn, void *arg, void (*discard)(void *arg, void *res),
+            void **result, int64_t deadline);
+
+/* getaddrinfo(3) on the worker pool. Returns 0; -ETIMEDOUT, -ECANCELED
+ * or -ENOMEM; or -ENOENT when the lookup failed, with getaddrinfo's EAI_
+ * code in *gai_error (may be NULL; see gai_strerror). */
+struct addrinfo;
+int gb_getaddrinfo(const char *node, const char *service,
+                   const struct addrinfo *hints, struct addrinfo **res,
+                   int *gai_error, int64_t deadline);
+
+/* ------------------------------------------------------------- signals */
+
+/*
+ * Signals delivered to a task instead of a handler: the handler libevent
+ * installs only records the signal, and the waiting task does the work.
+ */
+typedef struct gb_signals gb_signals;
+
+/* Starts catching the n signals in signos. */
+int gb_signals_open(gb_signals **out, const int *signos, int n);
+/* The next caught signal's number (> 0); waits if none is pending.
+ * Signals come in order of arrival, except that several arriving within
+ * one loop iteration come by signal number (libevent counts them per
+ * signal). One waiter at a time (else -EBUSY). */
+int gb_signals_wait(gb_signals *s, int64_t deadline);
+/* Stops catching them (their previous handling is restored). */
+void gb_signals_close(gb_signals *s);
 
 /* ------------------------------------------------------ instrumentation */
 

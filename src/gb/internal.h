@@ -115,6 +115,8 @@ struct gb_sched {
 	size_t pool_len;
 	int map_failure_logged;
 
+	int spare_fd;           /* see sock.c; -1 when not open */
+
 #ifdef GB_ASAN
 	const void *loop_stack_bottom;
 	size_t loop_stack_size;
@@ -160,6 +162,29 @@ void gb__task_free(gb_task *t);
 int gb__scope_check(gb_task *t, gb_scope *from, int64_t *deadline);
 void gb__cancel_groups_in(gb_task *t, gb_scope *outer);
 void gb__scope_pop(gb_scope *s);
+
+/* waitq.c: a task waiting in a gb_waitq; lives on that task's stack. */
+struct gb_waiter {
+	gb_task *task;
+	gb_waitq *q;
+	gb_waiter *prev, *next;
+	void *data;             /* what the waker hands over or takes */
+};
+
+void gb__waitq_push(gb_waitq *q, gb_waiter *w);
+void gb__waitq_remove(gb_waiter *w);
+gb_waiter *gb__waitq_pop(gb_waitq *q);
+void gb__waitq_wake_all(gb_waitq *q, int rc);
+/* Waits in q until a waker pops this task and wakes it (its code is
+ * returned), the deadline passes or the task is cancelled. An
+ * uncancellable wait ignores deadline and cancellation. */
+int gb__waitq_wait(gb_waitq *q, void *data, int64_t deadline, int cancellable);
+
+/* sock.c */
+void gb__sock_teardown(void);
+
+/* work.c */
+void gb__work_teardown(void);
 
 /* group.c */
 void gb__group_child_done(gb_task *t);

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -354,14 +355,34 @@ static struct event_base *base_new(void)
 	return base;
 }
 
+/* A write to a pipe whose reader is gone raises SIGPIPE, which would kill
+ * the process; while the scheduler runs it is ignored (if nobody set a
+ * handler), so such a write is just -EPIPE. Sockets use MSG_NOSIGNAL. */
+static void sigpipe_ignore(struct sigaction *saved)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+
+	sigaction(SIGPIPE, NULL, saved);
+	if (saved->sa_handler == SIG_DFL)
+		sigaction(SIGPIPE, &ign, NULL);
+}
+
+static void sigpipe_restore(const struct sigaction *saved)
+{
+	if (saved->sa_handler == SIG_DFL)
+		sigaction(SIGPIPE, saved, NULL);
+}
+
 int gb_run_with(gb_fn main, void *arg, const gb_config *cfg)
 {
+	struct sigaction sigpipe;
 	int err = 0;
 
 	if (gb__s.running)
 		return -EBUSY;
 	memset(&gb__s, 0, sizeof gb__s);
 	gb__s.running = 1;
+	gb__s.spare_fd = -1;
 	config_defaults(&gb__s.cfg, cfg);
 	gb__s.base = base_new();
 	if (!gb__s.base) {
@@ -369,6 +390,7 @@ int gb_run_with(gb_fn main, void *arg, const gb_config *cfg)
 		return -ENOMEM;
 	}
 	gb__s.next_id = 1;
+	sigpipe_ignore(&sigpipe);
 	gb__s.root = gb__task_new(NULL, main, arg, NULL, &err);
 	if (gb__s.root) {
 		gb__s.root->refs = 1; /* gb_run reads its result at the end */
@@ -376,6 +398,9 @@ int gb_run_with(gb_fn main, void *arg, const gb_config *cfg)
 		err = gb__s.root->result;
 		gb__task_free(gb__s.root);
 	}
+	sigpipe_restore(&sigpipe);
+	gb__work_teardown();
+	gb__sock_teardown();
 	gb__stack_drain();
 	event_base_free(gb__s.base);
 	gb__s.running = 0;

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian packages giambiod needs to build and test, when one
+# is missing. Debian 12, as root.
+set -eu
+
+PKGS="build-essential autoconf automake pkgconf libevent-dev libinih-dev libsystemd-dev
+check valgrind python3 netcat-openbsd socat telnet"
+
+missing=
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing Debian packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,179 @@
+/*
+ * client.c - a client's life in its task, and echo mode (giambio's
+ * README example): the welcome line, then "Got: " + each line back.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "server.h"
+
+/* How long a notice to a leaving client (idle timeout) may take. */
+#define NOTICE_TIMEOUT GB_SEC(1)
+
+static const char got[] = "Got: ";
+
+int64_t client_recv_deadline(const struct client *cl)
+{
+	int64_t idle = cl->srv->conf.idle_timeout;
+
+	return idle ? gb_after(idle) : GB_NEVER;
+}
+
+int client_idle(struct client *cl, size_t pending_before)
+{
+	return gb_sock_pending(cl->sock) == pending_before;
+}
+
+/*
+ * Generic cell rate algorithm: tat is the theoretical arrival time of the
+ * next line. A line may come up to (burst - 1) intervals early; anything
+ * earlier waits, and while it waits nothing is read from the client.
+ */
+int client_rate_wait(struct client *cl)
+{
+	const struct conf *c = &cl->srv->conf;
+	int64_t now, interval, tolerance, allowed;
+
+	if (!c->rate)
+		return 0;
+	interval = GB_SEC(1) / c->rate;
+	tolerance = (int64_t)(c->rate_burst ? c->rate_burst - 1 : 0) * interval;
+	now = gb_now();
+	if (cl->rate_tat < now)
+		cl->rate_tat = now;
+	allowed = cl->rate_tat - tolerance;
+	if (allowed > now) {
+		int rc = gb_sleep(allowed);
+		if (rc)
+			return rc;
+	}
+	cl->rate_tat += interval;
+	return 0;
+}
+
+void client_notice(struct client *cl, const char *text)
+{
+	gb_sock_send_all(cl->sock, text, strlen(text), NULL,
+	                 gb_after(NOTICE_TIMEOUT));
+}
+
+void client_farewell(struct client *cl, const struct iovec *rest, int n)
+{
+	static const char bye[] = "* server shutting down\n";
+	gb_scope s;
+
+	gb_scope_enter(&s, cl->srv->drain_deadline, GB_SHIELD);
+	if (n == 0 || gb_sock_sendv_all(cl->sock, rest, n, NULL, GB_NEVER) == 0)
+		gb_sock_send_all(cl->sock, bye, sizeof bye - 1, NULL, GB_NEVER);
+	gb_scope_leave(&s);
+}
+
+static void log_data(const char *fmt, const char *line, size_t n,
+                     const char *addr)
+{
+	char esc[1024];
+
+	log_escape(esc, sizeof esc, line, n);
+	log_msg(LOG_DEBUG, fmt, esc, addr);
+}
+
+/* Sends "Got: " + line. An interrupted reply is finished in the farewell
+ * when the interruption is the shutdown. */
+static int echo_reply(struct client *cl, const char *line, size_t n)
+{
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)got, .iov_len = sizeof got - 1 },
+		{ .iov_base = (void *)line, .iov_len = n },
+	};
+	size_t sent = 0;
+	int rc = gb_sock_sendv_all(cl->sock, iov, 2, &sent, GB_NEVER);
+
+	if (rc == -ECANCELED && cl->srv->draining) {
+		struct iovec *p = iov;
+		int cnt = 2;
+		gb_iov_advance(&p, &cnt, sent);
+		client_farewell(cl, p, cnt);
+	}
+	return rc;
+}
+
+static int send_welcome(struct client *cl)
+{
+	const char *w = cl->srv->conf.welcome;
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)w, .iov_len = strlen(w) },
+		{ .iov_base = (void *)"\n", .iov_len = 1 },
+	};
+
+	if (!*w)
+		return 0;
+	return gb_sock_sendv_all(cl->sock, iov, 2, NULL, GB_NEVER);
+}
+
+/* Receives the next line; 0 at the end, < 0 when the client must go (it
+ * has then been told why, if there is anything to tell). */
+static ssize_t echo_recv(struct client *cl, const char **line)
+{
+	for (;;) {
+		size_t before = gb_sock_pending(cl->sock);
+		ssize_t n = gb_sock_recv_line(cl->sock, cl->srv->conf.max_line,
+		                              line, client_recv_deadline(cl));
+
+		if (n != -ETIMEDOUT)
+			return n;
+		if (client_idle(cl, before)) {
+			client_notice(cl, "* idle timeout\n");
+			return n;
+		}
+	}
+}
+
+static void echo_serve(struct client *cl)
+{
+	const char *line;
+	ssize_t n;
+
+	if (send_welcome(cl) < 0)
+		goto out;
+	while (client_rate_wait(cl) == 0 && (n = echo_recv(cl, &line)) > 0) {
+		if (log_enabled(LOG_DEBUG))
+			log_data("Got: '%s' from %s", line, (size_t)n, cl->addr);
+		if (echo_reply(cl, line, (size_t)n) < 0)
+			return;
+		if (log_enabled(LOG_DEBUG))
+			log_data("Echoed back '%s' to %s", line, (size_t)n, cl->addr);
+	}
+out:
+	if (cl->srv->draining)
+		client_farewell(cl, NULL, 0);
+}
+
+static void client_free(struct client *cl)
+{
+	struct server *srv = cl->srv;
+
+	gb_sock_close(cl->sock);
+	iptable_dec(&srv->per_ip, (struct sockaddr *)&cl->peer);
+	srv->nclients--;
+	free(cl);
+}
+
+int client_main(void *arg)
+{
+	struct client *cl = arg;
+
+	cl->task = gb_self();
+	log_info("%s connected", cl->addr);
+	if (cl->mode == MODE_CHAT)
+		chat_serve(cl);
+	else
+		echo_serve(cl);
+	log_info("Connection from %s closed", cl->addr);
+	client_free(cl);
+	return 0;
+}

@@ -1,0 +1,387 @@
+/*
+ * server.c - listeners, admission of new clients, reload and shutdown.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "server.h"
+
+/* ------------------------------------------------------------- config */
+
+static void apply_overrides(struct conf *c, const struct overrides *ov)
+{
+	if (ov->nlisten)
+		conf_set_listen(c, ov->listen, ov->nlisten); /* checked in main */
+	if (ov->mode >= 0)
+		c->mode = (enum mode)ov->mode;
+	if (ov->log_level >= 0)
+		c->log_level = ov->log_level;
+}
+
+int server_load_conf(struct server *srv, struct conf *out,
+                     void (*report)(const char *msg))
+{
+	struct conf_errors errs = { 0 };
+	int n = 0;
+
+	if (!srv->conf_required && access(srv->conf_path, F_OK) != 0 &&
+	    errno == ENOENT) {
+		log_info("%s not found: using the built-in defaults",
+		         srv->conf_path);
+		conf_free(out);
+		conf_defaults(out);
+	} else if ((n = conf_load(out, srv->conf_path, &errs)) > 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			report(errs.msg[i]);
+	}
+	conf_errors_free(&errs);
+	if (n == 0)
+		apply_overrides(out, &srv->ov);
+	return n;
+}
+
+/* ---------------------------------------------------------- addresses */
+
+void server_peer_name(const struct sockaddr_storage *ss, char *buf,
+                      size_t size)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+		struct sockaddr_in sin = { .sin_family = AF_INET,
+		                           .sin_port = sin6->sin6_port };
+		memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], 4);
+		gb_addr_format((struct sockaddr *)&sin, buf, size);
+		return;
+	}
+	if (gb_addr_format((const struct sockaddr *)ss, buf, size) < 0)
+		snprintf(buf, size, "?");
+}
+
+/* "*:port" listens on every IPv6 and IPv4 address with one dual-stack
+ * socket, or on IPv4 alone where the host has no IPv6. */
+static int open_socket(const char *spec, gb_sock **out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	gb_listen_opts o = { .v6only = -1 };
+	int rc;
+
+	if (gb_addr_parse(spec, &ss, &len) < 0)
+		return -EINVAL;
+	if (spec[0] == '*') {
+		o.v6only = 0;
+		rc = gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
+		if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
+			return rc;
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		in_port_t port = ((struct sockaddr_in6 *)&ss)->sin6_port;
+		memset(&ss, 0, sizeof ss);
+		sin->sin_family = AF_INET;
+		sin->sin_port = port;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		len = sizeof *sin;
+	} else if (ss.ss_family == AF_INET6) {
+		o.v6only = 1;
+	}
+	return gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
+}
+
+/* ----------------------------------------------------------- admission */
+
+static void log_rejection(struct server *srv, const char *peer,
+                          const char *why)
+{
+	int64_t now = gb_now();
+
+	srv->rejected++;
+	if (srv->reject_logged_at && now - srv->reject_logged_at < GB_SEC(1))
+		return;
+	if (srv->rejected == 1)
+		log_warning("Rejected %s: %s", peer, why);
+	else
+		log_warning("Rejected %lu connections in the last second, the "
+		            "last from %s: %s", srv->rejected, peer, why);
+	srv->reject_logged_at = now;
+	srv->rejected = 0;
+}
+
+/* Tells the client why, if its socket takes it at once, and closes it. */
+static void reject(struct server *srv, gb_sock *s, const char *peer,
+                   const char *line, const char *why)
+{
+	gb_sock_send_all(s, line, strlen(line), NULL, gb_now());
+	gb_sock_close(s);
+	log_rejection(srv, peer, why);
+}
+
+static void admit(struct listener *l, gb_sock *s,
+                  const struct sockaddr_storage *peer)
+{
+	struct server *srv = l->srv;
+	const struct conf *c = &srv->conf;
+	const struct sockaddr *sa = (const struct sockaddr *)peer;
+	char name[GB_ADDR_STRLEN];
+	struct client *cl;
+
+	server_peer_name(peer, name, sizeof name);
+	if (c->max_clients && srv->nclients >= c->max_clients)
+		return reject(srv, s, name, "! server full\n", "server full");
+	if (c->max_clients_per_ip &&
+	    iptable_get(&srv->per_ip, sa) >= c->max_clients_per_ip)
+		return reject(srv, s, name,
+		              "! too many connections from your address\n",
+		              "too many connections from its address");
+	if (!(cl = calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
+		free(cl);
+		return reject(srv, s, name, "! server busy\n", "out of memory");
+	}
+	*cl = (struct client){ .srv = srv, .sock = s, .peer = *peer,
+	                       .mode = c->mode };
+	memcpy(cl->addr, name, sizeof name);
+	srv->nclients++;
+	gb_spawn_opts o = { .name = name };
+	int rc = gb_spawn(srv->clients, client_main, cl, &o, NULL);
+	if (rc < 0) {
+		srv->nclients--;
+		iptable_dec(&srv->per_ip, sa);
+		free(cl);
+		reject(srv, s, name, "! server busy\n", strerror(-rc));
+	}
+}
+
+/* ----------------------------------------------------------- listeners */
+
+static void listener_unlink(struct listener *l)
+{
+	struct listener **pp = &l->srv->listeners;
+
+	while (*pp != l)
+		pp = &(*pp)->next;
+	*pp = l->next;
+}
+
+/* One accept loop per listener. It owns the listener: when cancelled
+ * (shutdown, or the address left the configuration) it closes the socket
+ * and frees it. */
+static int accept_loop(void *arg)
+{
+	struct listener *l = arg;
+	gb_scope scope;
+
+	gb_scope_enter(&scope, GB_NEVER, 0);
+	l->scope = &scope;
+	while (!l->closing) {
+		struct sockaddr_storage peer;
+		gb_sock *s;
+		int rc = gb_sock_accept(l->sock, &s, &peer, GB_NEVER);
+
+		if (rc == 0) {
+			admit(l, s, &peer);
+		} else if (rc == -ECANCELED) {
+			break;
+		} else {
+			log_error("accept on %s: %s", l->addr, strerror(-rc));
+			if (gb_sleep(gb_after(GB_MSEC(100))) < 0)
+				break;
+		}
+	}
+	gb_scope_leave(&scope);
+	log_info("Stopped listening on %s", l->addr);
+	listener_unlink(l);
+	gb_sock_close(l->sock);
+	free(l->spec);
+	free(l);
+	return 0;
+}
+
+static void listener_close(struct listener *l)
+{
+	l->closing = 1;
+	if (l->scope)
+		gb_scope_cancel(l->scope);
+}
+
+static int listener_open(struct server *srv, const char *spec)
+{
+	struct listener *l = calloc(1, sizeof *l);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int rc = -ENOMEM;
+
+	if (!l || !(l->spec = strdup(spec)))
+		goto fail;
+	if ((rc = open_socket(spec, &l->sock)) < 0)
+		goto fail;
+	getsockname(gb_sock_fd(l->sock), (struct sockaddr *)&ss, &len);
+	server_peer_name(&ss, l->addr, sizeof l->addr);
+	l->srv = srv;
+	gb_spawn_opts o = { .name = "accept" };
+	if ((rc = gb_spawn(srv->accepters, accept_loop, l, &o, NULL)) < 0) {
+		gb_sock_close(l->sock);
+		goto fail;
+	}
+	l->next = srv->listeners;
+	srv->listeners = l;
+	log_info("%s server serving asynchronously at %s",
+	         srv->conf.mode == MODE_CHAT ? "Chat" : "Echo", l->addr);
+	return 0;
+fail:
+	log_error("cannot listen on %s: %s", spec, strerror(-rc));
+	if (l)
+		free(l->spec);
+	free(l);
+	return rc;
+}
+
+static int listed(const struct conf *c, const char *spec)
+{
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (strcmp(c->listen[i], spec) == 0)
+			return 1;
+	return 0;
+}
+
+static struct listener *find_listener(struct server *srv, const char *spec)
+{
+	for (struct listener *l = srv->listeners; l; l = l->next)
+		if (!l->closing && strcmp(l->spec, spec) == 0)
+			return l;
+	return NULL;
+}
+
+/* Opens what the configuration lists and is not open yet; closes what it
+ * no longer lists. Returns how many addresses failed to open. */
+static int listeners_sync(struct server *srv)
+{
+	int failed = 0;
+
+	for (size_t i = 0; i < srv->conf.nlisten; i++)
+		if (!find_listener(srv, srv->conf.listen[i]) &&
+		    listener_open(srv, srv->conf.listen[i]) < 0)
+			failed++;
+	for (struct listener *l = srv->listeners; l; l = l->next)
+		if (!l->closing && !listed(&srv->conf, l->spec))
+			listener_close(l);
+	return failed;
+}
+
+/* ------------------------------------------------------ reload, signals */
+
+static void report_error(const char *msg)
+{
+	log_error("%s", msg);
+}
+
+static void server_reload(struct server *srv)
+{
+	struct conf nc;
+
+	log_info("SIGHUP received: reloading %s", srv->conf_path);
+	if (conf_copy(&nc, &srv->conf) < 0) {
+		log_error("reload: out of memory; keeping the old configuration");
+		return;
+	}
+	if (server_load_conf(srv, &nc, report_error) > 0) {
+		log_error("reload: %s has errors; keeping the old configuration",
+		          srv->conf_path);
+		conf_free(&nc);
+		return;
+	}
+	conf_free(&srv->conf);
+	srv->conf = nc;
+	log_set_level(srv->conf.log_level);
+	listeners_sync(srv);
+	log_info("Configuration reloaded (%s mode for new clients)",
+	         conf_mode_name(srv->conf.mode));
+}
+
+/* SIGHUP reloads; SIGTERM or SIGINT starts the shutdown; a second SIGINT
+ * during it exits at once. */
+static int signal_task(void *arg)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct server *srv = arg;
+	gb_signals *s;
+	int sig;
+
+	if (gb_signals_open(&s, sigs, 3) < 0) {
+		log_error("cannot catch signals");
+		return -EINVAL;
+	}
+	while ((sig = gb_signals_wait(s, GB_NEVER)) > 0) {
+		if (sig == SIGHUP && !srv->draining) {
+			server_reload(srv);
+		} else if (sig != SIGHUP && !srv->draining) {
+			log_info("%s received: shutting down",
+			         sig == SIGINT ? "SIGINT" : "SIGTERM");
+			srv->draining = 1;
+			gb_event_set(&srv->stop);
+		} else if (sig == SIGINT) {
+			log_info("second SIGINT: exiting now");
+			fflush(stderr);
+			_exit(130);
+		}
+	}
+	gb_signals_close(s);
+	return 0;
+}
+
+/* --------------------------------------------------------------- main */
+
+static void drain(struct server *srv)
+{
+	int rc;
+
+	gb_group_close(srv->accepters);
+	srv->drain_deadline = gb_after(srv->conf.shutdown_timeout);
+	gb_group_cancel(srv->clients);
+	rc = gb_group_wait(srv->clients, srv->drain_deadline + GB_MSEC(100));
+	if (rc == -ETIMEDOUT)
+		log_warning("%u clients still closing after the shutdown timeout",
+		            srv->nclients);
+	gb_group_close(srv->clients);
+}
+
+static void gb_log_to_daemon(int level, const char *msg)
+{
+	log_msg(level, "scheduler: %s", msg);
+}
+
+int server_main(void *arg)
+{
+	struct server *srv = arg;
+	int failed;
+
+	gb_set_log(gb_log_to_daemon);
+	gb_event_init(&srv->stop);
+	if (gb_group_open(&srv->service) < 0 || gb_group_open(&srv->clients) < 0 ||
+	    gb_group_open(&srv->accepters) < 0) {
+		log_error("out of memory");
+		return -ENOMEM;
+	}
+	failed = listeners_sync(srv);
+	if (failed || !srv->listeners) {
+		log_error("cannot open every listen address: exiting");
+		srv->exit_code = 1;
+		srv->draining = 1;
+	} else if (gb_spawn(srv->service, signal_task, srv, NULL, NULL) < 0) {
+		srv->exit_code = 1;
+		srv->draining = 1;
+	} else {
+		gb_event_wait(&srv->stop, GB_NEVER);
+	}
+	drain(srv);
+	gb_group_close(srv->service);
+	return 0;
+}

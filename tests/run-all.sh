@@ -1,0 +1,31 @@
+#!/bin/sh
+# Builds and runs the whole test suite: the normal build with warnings as
+# errors, valgrind memcheck over the scheduler tests, then the same suite
+# under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on
+# the first failure.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+sh packaging/install-deps.sh
+autoreconf -fi
+jobs=$(nproc)
+
+run_build() { # name, configure flags...
+	name=$1
+	shift
+	echo "== $name build"
+	rm -rf "build/$name"
+	mkdir -p "build/$name"
+	(cd "build/$name" && ../../configure --enable-werror "$@" >/dev/null &&
+		make -j"$jobs" >/dev/null &&
+		if ! make -j"$jobs" check; then
+			cat tests/*.log >&2
+			exit 1
+		fi)
+}
+
+run_build normal
+echo "== valgrind memcheck"
+(cd build/normal && make check-valgrind)
+run_build sanitize --enable-sanitizers
+echo "== all test suites passed"
