@@ -22,6 +22,13 @@ static int64_t took[NT];     /* ms task i's call took */
 static gb_task *hs[NT];      /* handles of tasks 1.. */
 static gb_chan *ch;
 
+/* A check for hot loops: ck_assert records its location on every call,
+ * which is slow (a write per assertion) over 100 000 items. */
+#define HOT_CHECK(expr, ...) do { \
+	if (!(expr)) \
+		ck_abort_msg(__VA_ARGS__); \
+} while (0)
+
 static void reset(void)
 {
 	memset(&lg, 0, sizeof lg);
@@ -770,6 +777,63 @@ START_TEST(test_chan_cancel_after_handoff)
 }
 END_TEST
 
+/* Checkpoints on a cancelled task: each call fails although it could
+ * proceed, and moves nothing. */
+static int cancelled_chan_calls(void *arg)
+{
+	gb_chan **cs = arg;   /* [0]: ring with room and items, [1]: cap 0 */
+	int v = 99;
+
+	gb_cancel(gb_self());
+	for (int k = 0; k < 2; k++) {
+		ck_assert_int_eq(gb_chan_send(cs[0], &v, GB_NEVER), -ECANCELED);
+		ck_assert_uint_eq(gb_chan_len(cs[0]), 1);
+		v = 99;
+		ck_assert_int_eq(gb_chan_recv(cs[0], &v, GB_NEVER), -ECANCELED);
+		ck_assert_int_eq(v, 99);
+		ck_assert_uint_eq(gb_chan_len(cs[0]), 1);
+		/* A receiver (task 1) waits on cs[1]: still no send. */
+		ck_assert_int_eq(gb_chan_send(cs[1], &v, GB_NEVER), -ECANCELED);
+		ck_assert_int_eq(rcs[1], PENDING);
+	}
+	rcs[0] = 0;
+	return 0;
+}
+
+static int cancelled_main(void *arg)
+{
+	(void)arg;
+	gb_chan *cs[2];
+	int v = 5;
+	cs[0] = open_chan(sizeof(int), 4);
+	cs[1] = open_chan(sizeof(int), 0);
+	ck_assert_int_eq(gb_chan_try_send(cs[0], &v), 0);
+	ch = cs[1];
+	gb_group *g = tu_group();
+	dls[1] = 100;
+	spawn_ids(g, receiver, 1, 1);
+	settle();
+	tu_go(g, cancelled_chan_calls, cs);
+	settle();
+	ck_assert_int_eq(rcs[0], 0);
+	int rc = finish(g);
+	ck_assert_int_eq(rcs[1], -ETIMEDOUT);   /* it never got anything */
+	ck_assert_int_eq(recv_int(cs[0], GB_NEVER), 5);
+	ck_assert_int_eq(gb_chan_try_recv(cs[0], &v), -EAGAIN);
+	gb_chan_free(cs[0]);
+	gb_chan_free(cs[1]);
+	return rc;
+}
+
+/* On a cancelled task, send and recv return -ECANCELED every time even
+ * when they could proceed (room, items, a waiting receiver), and move no
+ * item. */
+START_TEST(test_chan_cancelled_level_triggered)
+{
+	TU_RUN(cancelled_main, NULL, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stress */
 
 #define NPROD 6
@@ -825,7 +889,7 @@ static int64_t stress_deadline(void)
 static void note_len(void)
 {
 	size_t n = gb_chan_len(ch);
-	ck_assert_uint_le(n, 3);
+	HOT_CHECK(n <= 3, "channel holds %zu items", n);
 	if (n > st.maxlen)
 		st.maxlen = n;
 }
@@ -875,7 +939,7 @@ static int stress_consumer(void *arg)
 		st.in_recv[c] = 0;
 		note_len();
 		if (rc == -ETIMEDOUT) {
-			ck_assert_uint_eq(item, 0xFFFFFFFFu);
+			HOT_CHECK(item == 0xFFFFFFFFu, "timed-out recv wrote %#x", item);
 			st.timeouts++;
 			continue;
 		}
@@ -889,10 +953,9 @@ static int stress_consumer(void *arg)
 			return 0;
 		}
 		int p = (int)(item >> 16), i = (int)(item & 0xFFFF);
-		ck_assert_int_lt(p, NPROD);
-		ck_assert_int_lt(i, PER);
-		ck_assert_msg(st.got[p][i] == 0, "item %d/%d received twice", p, i);
-		ck_assert_msg(i > st.last[c][p], "item %d/%d out of order", p, i);
+		HOT_CHECK(p < NPROD && i < PER, "bogus item %#x", item);
+		HOT_CHECK(st.got[p][i] == 0, "item %d/%d received twice", p, i);
+		HOT_CHECK(i > st.last[c][p], "item %d/%d out of order", p, i);
 		st.last[c][p] = i;
 		st.got[p][i] = 1;
 		st.nrecv++;
@@ -1069,7 +1132,7 @@ static int bulk_producer(void *arg)
 {
 	(void)arg;
 	for (uint32_t i = 0; i < BULK_N; i++)
-		ck_assert_int_eq(gb_chan_send(ch, &i, GB_NEVER), 0);
+		HOT_CHECK(gb_chan_send(ch, &i, GB_NEVER) == 0, "send %u failed", i);
 	gb_chan_close(ch);
 	return 0;
 }
@@ -1080,8 +1143,9 @@ static int bulk_consumer(void *arg)
 	int rc;
 
 	while ((rc = gb_chan_recv(ch, &v, GB_NEVER)) == 0) {
-		ck_assert_uint_eq(v, *count);   /* in order, none lost */
-		ck_assert_uint_le(gb_chan_len(ch), BULK_CAP);
+		/* In order, none lost, none twice. */
+		HOT_CHECK(v == *count, "got %u, want %u", v, *count);
+		HOT_CHECK(gb_chan_len(ch) <= BULK_CAP, "len %zu", gb_chan_len(ch));
 		(*count)++;
 	}
 	ck_assert_int_eq(rc, -EPIPE);
@@ -1148,6 +1212,7 @@ static Suite *chan_suite(void)
 	tcase_add_loop_test(tc, test_chan_cancel_sender, 0, 6);
 	tcase_add_loop_test(tc, test_chan_cancel_receiver, 0, 6);
 	tcase_add_test(tc, test_chan_cancel_after_handoff);
+	tcase_add_test(tc, test_chan_cancelled_level_triggered);
 	tcase_add_loop_test(tc, test_chan_stress_cancel, 0, 6);
 	suite_add_tcase(s, tc);
 

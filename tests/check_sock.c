@@ -1142,6 +1142,71 @@ START_TEST(test_sendv_pieces)
 }
 END_TEST
 
+struct adv_ctx {
+	int cnt_a, cnt_b, cnt_c, cnt_d, cnt_e;
+	struct iovec v[5];
+	struct iovec *pa, *pb, *pc, *pd, *pe;
+};
+
+static int adv_main(void *arg)
+{
+	struct adv_ctx *c = arg;
+	static char d[16] = "0123456789abcdef";
+	struct iovec *p;
+	int cnt;
+
+	/* pieces: "" "012" "" "3456" "789ab" */
+	c->v[0] = (struct iovec){ d, 0 };
+	c->v[1] = (struct iovec){ d, 3 };
+	c->v[2] = (struct iovec){ d + 3, 0 };
+	c->v[3] = (struct iovec){ d + 3, 4 };
+	c->v[4] = (struct iovec){ d + 7, 5 };
+
+	/* 0 bytes: empty leading pieces are whole pieces, dropped */
+	p = c->v; cnt = 5;
+	gb_iov_advance(&p, &cnt, 0);
+	c->pa = p; c->cnt_a = cnt;
+	/* into the middle of "012": shortened in place */
+	gb_iov_advance(&p, &cnt, 2);
+	c->pb = p; c->cnt_b = cnt;
+	/* the rest of "2" exactly: that piece and the empty one after go */
+	gb_iov_advance(&p, &cnt, 1);
+	c->pc = p; c->cnt_c = cnt;
+	/* across a piece boundary: all of "3456" and "78" of the next */
+	gb_iov_advance(&p, &cnt, 6);
+	c->pd = p; c->cnt_d = cnt;
+	/* the remainder: nothing is left */
+	gb_iov_advance(&p, &cnt, 3);
+	c->pe = p; c->cnt_e = cnt;
+	return 0;
+}
+
+/* gb_iov_advance drops n bytes as after a partial write: whole pieces are
+ * skipped (empty ones included), the first remaining one is shortened in
+ * place (its base moves forward), and exactly the total leaves 0 pieces. */
+START_TEST(test_iov_advance)
+{
+	struct adv_ctx c;
+
+	memset(&c, 0, sizeof c);
+	TU_RUN(adv_main, &c, 0);
+	ck_assert_int_eq(c.cnt_a, 4);
+	ck_assert_ptr_eq(c.pa, &c.v[1]);
+	ck_assert_int_eq(c.cnt_b, 4);
+	ck_assert_ptr_eq(c.pb, &c.v[1]);
+	ck_assert_uint_eq(c.v[1].iov_len, 1);
+	ck_assert_int_eq(*(char *)c.v[1].iov_base, '2');
+	ck_assert_int_eq(c.cnt_c, 2);
+	ck_assert_ptr_eq(c.pc, &c.v[3]);
+	ck_assert_uint_eq(c.v[3].iov_len, 4);
+	ck_assert_int_eq(c.cnt_d, 1);
+	ck_assert_ptr_eq(c.pd, &c.v[4]);
+	ck_assert_uint_eq(c.v[4].iov_len, 3);
+	ck_assert_int_eq(*(char *)c.v[4].iov_base, '9');
+	ck_assert_int_eq(c.cnt_e, 0);
+}
+END_TEST
+
 /* ===================================================== send deadline */
 
 struct sdl_ctx {
@@ -1799,19 +1864,58 @@ static int rst_main(void *arg)
 	return 0;
 }
 
+/* SIGPIPE as the test runs with it: _i == 0 leaves it at SIG_DFL (a
+ * SIGPIPE would kill the test process), _i == 1 installs a counting
+ * handler (then gb_run leaves it alone, and no SIGPIPE may be raised at
+ * all: sockets must not depend on it being ignored). */
+static volatile sig_atomic_t sigpipes;
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	sigpipes++;
+}
+
+static void sigpipe_setup(int counting)
+{
+	struct sigaction sa;
+
+	sigpipes = 0;
+	ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+	ck_assert_msg(sa.sa_handler == SIG_DFL, "SIGPIPE is not at SIG_DFL");
+	if (counting) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_sigpipe;
+		ck_assert_int_eq(sigaction(SIGPIPE, &sa, NULL), 0);
+	}
+}
+
+static void sigpipe_check(int counting)
+{
+	struct sigaction sa;
+
+	if (counting) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+	ck_assert_int_eq(sigpipes, 0);
+	ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+	ck_assert(sa.sa_handler == SIG_DFL);
+}
+
 /* The peer resets the connection (SO_LINGER {1,0} + close) while we send:
  * send_all fails with -ECONNRESET or -EPIPE, and so does the next send,
- * without a SIGPIPE killing the process (SIGPIPE is left at SIG_DFL). */
+ * and no SIGPIPE is raised (with SIG_DFL, and with a handler installed). */
 START_TEST(test_peer_reset)
 {
 	struct rst_ctx c;
-	struct sigaction sa;
 
 	fill_big();
 	memset(&c, 0, sizeof c);
-	ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
-	ck_assert_msg(sa.sa_handler == SIG_DFL, "SIGPIPE is not at SIG_DFL");
+	sigpipe_setup(_i);
 	TU_RUN(rst_main, &c, 0);
+	sigpipe_check(_i);
 	ck_assert_int_eq(c.linger_rc, 0);
 	ck_assert_uint_ge(c.peer_read, 65536);
 	ck_assert_msg(c.rc == -ECONNRESET || c.rc == -EPIPE, "send_all = %d",
@@ -1820,8 +1924,6 @@ START_TEST(test_peer_reset)
 	ck_assert_uint_ge(c.sent, c.peer_read);
 	ck_assert_msg(c.rc_again == -ECONNRESET || c.rc_again == -EPIPE,
 	              "next send = %d", c.rc_again);
-	ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
-	ck_assert(sa.sa_handler == SIG_DFL);
 }
 END_TEST
 
@@ -1868,14 +1970,16 @@ static int epipe_main(void *arg)
 }
 
 /* Writing to a socketpair whose peer has closed (before, or while we wait)
- * is -EPIPE, never a SIGPIPE. */
+ * is -EPIPE, and no SIGPIPE is raised (SIG_DFL, or a handler installed). */
 START_TEST(test_epipe_unix)
 {
 	struct epipe_ctx c;
 
 	fill_big();
 	memset(&c, 0, sizeof c);
+	sigpipe_setup(_i);
 	TU_RUN(epipe_main, &c, 0);
+	sigpipe_check(_i);
 	ck_assert_int_eq(c.rc_gone, -EPIPE);
 	ck_assert_uint_eq(c.sent_gone, 0);
 	ck_assert_int_eq(c.rc_waiting, -EPIPE);
@@ -2057,6 +2161,65 @@ START_TEST(test_line_overlong_split)
 }
 END_TEST
 
+struct exact_ctx {
+	ssize_t rc, rc2;
+	int64_t ms;
+	char line[16], line2[16];
+};
+
+static int exact_writer(void *arg)
+{
+	gb_sock *b = arg;
+
+	gb_sock_send_all(b, "12345678", 8, NULL, gb_after(GB_SEC(5)));
+	gb_sleep(gb_after(GB_MSEC(300)));
+	gb_sock_send_all(b, "9\n", 2, NULL, gb_after(GB_SEC(5)));
+	return 0;
+}
+
+static int exact_main(void *arg)
+{
+	struct exact_ctx *c = arg;
+	gb_sock *a, *b;
+	gb_group *g;
+	const char *l;
+	int64_t t0;
+
+	if (unix_pair(&a, &b))
+		return -1;
+	g = tu_group();
+	tu_go(g, exact_writer, b);
+	gb_sleep(gb_after(GB_MSEC(20)));
+	t0 = gb_now();
+	c->rc = gb_sock_recv_line(a, 8, &l, gb_after(GB_MSEC(150)));
+	c->ms = tu_ms_since(t0);
+	if (c->rc > 0)
+		memcpy(c->line, l, (size_t)c->rc);
+	c->rc2 = gb_sock_recv_line(a, 8, &l, gb_after(GB_SEC(5)));
+	if (c->rc2 > 0)
+		memcpy(c->line2, l, (size_t)c->rc2);
+	join(g);
+	gb_sock_close(a);
+	gb_sock_close(b);
+	return 0;
+}
+
+/* Exactly max bytes with no "\n" yet form a full piece: recv_line returns
+ * them at once instead of waiting for more data. */
+START_TEST(test_line_exactly_max)
+{
+	struct exact_ctx c;
+
+	memset(&c, 0, sizeof c);
+	TU_RUN(exact_main, &c, 0);
+	ck_assert_int_eq(c.rc, 8);
+	ck_assert_mem_eq(c.line, "12345678", 8);
+	ck_assert_int_lt(c.ms, tu_slack_ms(50));
+	ck_assert_int_eq(c.rc2, 2);
+	ck_assert_mem_eq(c.line2, "9\n", 2);
+}
+END_TEST
+
 /* A final fragment without "\n" is returned at end of stream, then 0,
  * and 0 again. */
 START_TEST(test_line_eof_fragment)
@@ -2145,6 +2308,7 @@ START_TEST(test_line_long_max)
 END_TEST
 
 struct mix_ctx {
+	size_t p0, p1, p2, p3, p4, p5, p6;
 	ssize_t l1, r1, r2, r3, l2, r4, r5;
 	char line1[16], line2[16];
 	char b1[8], b2[32], b3[16], b4[16];
@@ -2158,15 +2322,21 @@ static int mix_main(void *arg)
 
 	if (unix_pair(&a, &b))
 		return -1;
+	c->p0 = gb_sock_pending(a);
 	write(gb_sock_fd(b), "line1\nrest-of-data", 18);
 	c->l1 = gb_sock_recv_line(a, 64, &l, gb_after(GB_SEC(5)));
 	if (c->l1 > 0)
 		memcpy(c->line1, l, (size_t)c->l1);
+	c->p1 = gb_sock_pending(a);
 	/* buffered bytes first, and only as many as asked */
 	c->r1 = gb_sock_recv(a, c->b1, 4, gb_after(GB_SEC(5)));
+	c->p2 = gb_sock_pending(a);
 	c->r2 = gb_sock_recv(a, c->b2, sizeof c->b2, gb_after(GB_SEC(5)));
-	/* then fresh data from the socket */
+	c->p3 = gb_sock_pending(a);
+	/* then fresh data from the socket (not counted as pending: it is
+	 * in the kernel, not in the socket's buffer) */
 	write(gb_sock_fd(b), "more", 4);
+	c->p4 = gb_sock_pending(a);
 	c->r3 = gb_sock_recv(a, c->b3, sizeof c->b3, gb_after(GB_SEC(5)));
 	/* lines again after raw reads; then raw bytes after it at EOF */
 	write(gb_sock_fd(b), "L2\nxyz", 6);
@@ -2174,7 +2344,9 @@ static int mix_main(void *arg)
 	c->l2 = gb_sock_recv_line(a, 64, &l, gb_after(GB_SEC(5)));
 	if (c->l2 > 0)
 		memcpy(c->line2, l, (size_t)c->l2);
+	c->p5 = gb_sock_pending(a);
 	c->r4 = gb_sock_recv(a, c->b4, sizeof c->b4, gb_after(GB_SEC(5)));
+	c->p6 = gb_sock_pending(a);
 	c->r5 = gb_sock_recv(a, c->b4 + 8, 8, gb_after(GB_SEC(5)));
 	gb_sock_close(a);
 	gb_sock_close(b);
@@ -2183,7 +2355,8 @@ static int mix_main(void *arg)
 
 /* gb_sock_recv after recv_line returns the bytes recv_line buffered first
  * (no more than asked), then reads the socket again; lines and raw reads
- * interleave without losing or repeating a byte, through end of stream. */
+ * interleave without losing or repeating a byte, through end of stream;
+ * gb_sock_pending counts exactly the buffered, unreturned bytes. */
 START_TEST(test_recv_after_line)
 {
 	struct mix_ctx c;
@@ -2203,6 +2376,13 @@ START_TEST(test_recv_after_line)
 	ck_assert_int_eq(c.r4, 3);
 	ck_assert_mem_eq(c.b4, "xyz", 3);
 	ck_assert_int_eq(c.r5, 0);
+	ck_assert_uint_eq(c.p0, 0);
+	ck_assert_uint_eq(c.p1, 12);
+	ck_assert_uint_eq(c.p2, 8);
+	ck_assert_uint_eq(c.p3, 0);
+	ck_assert_uint_eq(c.p4, 0);
+	ck_assert_uint_eq(c.p5, 3);
+	ck_assert_uint_eq(c.p6, 0);
 }
 END_TEST
 
@@ -2221,6 +2401,16 @@ static void count_log(int level, const char *msg)
 		logc.infos++;
 	else
 		logc.others++;
+}
+
+/* Under valgrind (make check-valgrind sets GB_TEST_VALGRIND; a bare
+ * valgrind run shows in LD_PRELOAD): valgrind keeps descriptors of its own
+ * near the limit and refuses setrlimit below them. */
+static int on_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return tu_under_valgrind() || (p && strstr(p, "vgpreload"));
 }
 
 /* Highest open descriptor, from /proc/self/fd. */
@@ -2419,7 +2609,7 @@ START_TEST(test_accept_emfile)
 {
 	struct emfile_ctx c;
 
-	if (tu_under_valgrind()) {
+	if (on_valgrind()) {
 		fprintf(stderr, "test_accept_emfile: skipped under valgrind\n");
 		return;
 	}
@@ -2459,7 +2649,7 @@ START_TEST(test_accept_emfile_close)
 {
 	struct emfile_ctx c;
 
-	if (tu_under_valgrind()) {
+	if (on_valgrind()) {
 		fprintf(stderr, "test_accept_emfile_close: skipped under valgrind\n");
 		return;
 	}
@@ -2500,11 +2690,12 @@ static Suite *sock_suite(void)
 	tcase_add_loop_test(td, test_partial_writes, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_loop_test(td, test_partial_writes_vec, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_test(td, test_sendv_pieces);
+	tcase_add_test(td, test_iov_advance);
 	tcase_add_loop_test(td, test_send_deadline, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_test(td, test_peer_close);
 	tcase_add_test(td, test_half_close);
-	tcase_add_test(td, test_peer_reset);
-	tcase_add_test(td, test_epipe_unix);
+	tcase_add_loop_test(td, test_peer_reset, 0, 2);
+	tcase_add_loop_test(td, test_epipe_unix, 0, 2);
 	suite_add_tcase(s, td);
 
 	TCase *tc = tcase_create("cancel");
@@ -2522,6 +2713,7 @@ static Suite *sock_suite(void)
 	tcase_add_test(tr, test_line_nul);
 	tcase_add_test(tr, test_line_overlong);
 	tcase_add_test(tr, test_line_overlong_split);
+	tcase_add_test(tr, test_line_exactly_max);
 	tcase_add_test(tr, test_line_eof_fragment);
 	tcase_add_test(tr, test_line_long_max);
 	tcase_add_test(tr, test_recv_after_line);

@@ -25,6 +25,12 @@
 
 static pthread_t main_thread;
 
+/* Atomic reads for assertions (readable failure messages). */
+static int ld(atomic_int *a)
+{
+	return atomic_load(a);
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
@@ -134,12 +140,12 @@ START_TEST(test_work_runs_on_thread)
 	TU_RUN(basic_main, &c, 0);
 	ck_assert_int_eq(c.rc, 0);
 	ck_assert_ptr_eq(c.res, (char *)c.j + 3);
-	ck_assert_int_eq(atomic_load(&c.j->finished), 1);
+	ck_assert_int_eq(ld(&c.j->finished), 1);
 	ck_assert_msg(!pthread_equal(c.j->thread, main_thread),
 	              "fn ran on the scheduler's thread");
 	ck_assert_int_eq(c.rc_null, 0);
 	ck_assert_int_eq(c.ran_null, 1);
-	ck_assert_int_eq(atomic_load(&disc.calls), 0);
+	ck_assert_int_eq(ld(&disc.calls), 0);
 	free(c.j);
 }
 END_TEST
@@ -222,13 +228,13 @@ START_TEST(test_work_concurrent)
 	for (int i = 0; i < NPAR; i++) {
 		ck_assert_int_eq(c.rc[i], 0);
 		ck_assert_ptr_eq(c.res[i], (void *)(intptr_t)((i + 1) * 10));
-		ck_assert(atomic_load(&c.jobs[i].finished));
+		ck_assert(ld(&c.jobs[i].finished));
 		ck_assert(!pthread_equal(c.jobs[i].thread, main_thread));
 		for (int k = 0; k < i; k++)
 			ck_assert_msg(!pthread_equal(c.jobs[i].thread, c.jobs[k].thread),
 			              "jobs %d and %d shared a thread", k, i);
 	}
-	ck_assert_int_eq(atomic_load(&running_max), NPAR);
+	ck_assert_int_eq(ld(&running_max), NPAR);
 	ck_assert_msg(c.elapsed_ms >= 200, "took %lld ms", (long long)c.elapsed_ms);
 	ck_assert_msg(c.elapsed_ms < tu_slack_ms(450),
 	              "4 x 200 ms jobs took %lld ms: not concurrent",
@@ -288,7 +294,7 @@ START_TEST(test_work_more_jobs_than_workers)
 		ck_assert_int_eq(c.rc[i], 0);
 		ck_assert_ptr_eq(c.res[i], (char *)&c.jobs[i] + i);
 	}
-	ck_assert_int_eq(atomic_load(&disc.calls), 0);
+	ck_assert_int_eq(ld(&disc.calls), 0);
 }
 END_TEST
 
@@ -339,10 +345,10 @@ START_TEST(test_work_deadline)
 	ck_assert_int_eq(c.finished_at_return, 0);
 	ck_assert_int_eq(c.disc_at_return, 0);
 	ck_assert_int_eq(c.disc_after_sleep, 1);
-	ck_assert_int_eq(atomic_load(&disc.calls), 1);
-	ck_assert_int_eq(atomic_load(&disc.wrong_thread), 0);
-	ck_assert_int_eq(atomic_load(&disc.wrong_result), 0);
-	ck_assert_int_eq(atomic_load(&disc.before_finish), 0);
+	ck_assert_int_eq(ld(&disc.calls), 1);
+	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
+	ck_assert_int_eq(ld(&disc.wrong_result), 0);
+	ck_assert_int_eq(ld(&disc.before_finish), 0);
 	/* it ran when the job ended (~500 ms), not at gb_run's end (~750 ms) */
 	ck_assert_int_ge(disc.last_at - t0, GB_MSEC(500));
 	ck_assert_int_lt(disc.last_at - t0, GB_MSEC(tu_slack_ms(700)));
@@ -381,9 +387,9 @@ START_TEST(test_work_scope_deadline)
 	ck_assert_int_eq(c.leave_rc, -ETIMEDOUT);
 	ck_assert_int_ge(c.waited_ms, 40);
 	ck_assert_int_lt(c.waited_ms, tu_slack_ms(150));
-	ck_assert_int_eq(atomic_load(&disc.calls), 1);
-	ck_assert_int_eq(atomic_load(&disc.wrong_result), 0);
-	ck_assert_int_eq(atomic_load(&disc.before_finish), 0);
+	ck_assert_int_eq(ld(&disc.calls), 1);
+	ck_assert_int_eq(ld(&disc.wrong_result), 0);
+	ck_assert_int_eq(ld(&disc.before_finish), 0);
 }
 END_TEST
 
@@ -444,69 +450,104 @@ START_TEST(test_work_cancel)
 	              (long long)((c.t_return - c.t_cancel) / 1000000));
 	ck_assert_int_eq(c.disc_at_return, 0);
 	ck_assert_int_eq(c.disc_after_sleep, 1);
-	ck_assert_int_eq(atomic_load(&disc.calls), 1);
-	ck_assert_int_eq(atomic_load(&disc.wrong_thread), 0);
-	ck_assert_int_eq(atomic_load(&disc.wrong_result), 0);
-	ck_assert_int_eq(atomic_load(&disc.before_finish), 0);
+	ck_assert_int_eq(ld(&disc.calls), 1);
+	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
+	ck_assert_int_eq(ld(&disc.wrong_result), 0);
+	ck_assert_int_eq(ld(&disc.before_finish), 0);
 }
 END_TEST
 
-/* A job on static storage: its discard only counts. */
+/* A job on static storage (for a NULL discard). */
 static struct job static_job;
-static atomic_int static_discards;
 
-static void static_discard(void *arg, void *res)
+/* Discard for jobs whose gb_work failed early: classifies the call. */
+static atomic_int early_null, early_done, early_bad;
+
+static void early_discard(void *arg, void *res)
 {
-	(void)res;
-	if (arg == &static_job && atomic_load(&static_job.finished))
-		atomic_fetch_add(&static_discards, 1);
+	struct job *j = arg;
+
+	if (!pthread_equal(pthread_self(), main_thread))
+		atomic_fetch_add(&early_bad, 1);
+	else if (res == NULL && !atomic_load(&j->ran))
+		atomic_fetch_add(&early_null, 1);     /* fn never ran */
+	else if (res == (char *)j + j->value && atomic_load(&j->finished))
+		atomic_fetch_add(&early_done, 1);     /* fn ran to its end */
 	else
-		atomic_fetch_add(&static_discards, 1000);
+		atomic_fetch_add(&early_bad, 1);
+	free(j);
 }
 
 struct early_ctx {
-	int rc_cancelled, rc_past;
+	struct job *past, *cancelled, *scoped;
+	int rc_past, rc_cancelled, rc_scoped;
 	int64_t past_ms;
-	void *res;
+	void *res_cancelled, *res_scoped;
+	int null_after_scoped, null_after_cancelled;
+	int scoped_ran, cancelled_ran;
 };
 
 static int early_main(void *arg)
 {
 	struct early_ctx *c = arg;
 	int64_t t0 = gb_now();
+	gb_scope s;
 
-	/* a deadline already passed: the wait ends at once */
-	c->rc_past = gb_work(job_fn, &static_job, static_discard, NULL,
-	                     gb_now() - 1);
+	/* a deadline already passed: the wait ends at once; fn may or may
+	 * not have started, and discard comes either way */
+	c->rc_past = gb_work(job_fn, c->past, early_discard, NULL, gb_now() - 1);
 	c->past_ms = tu_ms_since(t0);
-	/* a cancelled task: -ECANCELED, result untouched */
+	c->past = NULL;
+
+	/* inside a scope whose deadline has passed: fn never runs, and
+	 * discard(arg, NULL) is called at once */
+	c->res_scoped = (void *)0x4;
+	gb_scope_enter(&s, gb_now() - 1, 0);
+	c->rc_scoped = gb_work(job_fn, c->scoped, early_discard, &c->res_scoped,
+	                       gb_after(GB_SEC(5)));
+	gb_scope_leave(&s);
+	c->null_after_scoped = atomic_load(&early_null);
+	c->scoped = NULL;
+
+	/* a cancelled task: the same with -ECANCELED */
 	gb_cancel(gb_self());
-	c->res = (void *)0x3;
-	c->rc_cancelled = gb_work(job_fn, &static_job, NULL, &c->res,
-	                          gb_after(GB_SEC(5)));
+	c->res_cancelled = (void *)0x3;
+	c->rc_cancelled = gb_work(job_fn, c->cancelled, early_discard,
+	                          &c->res_cancelled, gb_after(GB_SEC(5)));
+	c->null_after_cancelled = atomic_load(&early_null);
+	c->cancelled = NULL;
 	return 0;
 }
 
-/* A past deadline gives -ETIMEDOUT and a cancelled task -ECANCELED without
- * waiting; if fn was started anyway, it is discarded exactly once. */
+/* gb_work failing early: a past deadline gives -ETIMEDOUT without
+ * waiting; an expired scope gives -ETIMEDOUT and a cancelled task
+ * -ECANCELED, fn never runs and discard(arg, NULL) is called before
+ * gb_work returns; each arg is discarded exactly once. */
 START_TEST(test_work_gives_up_early)
 {
 	struct early_ctx c;
 
 	memset(&c, 0, sizeof c);
-	memset(&static_job, 0, sizeof static_job);
-	static_job.sleep_ms = 100;
-	atomic_store(&static_discards, 0);
+	atomic_store(&early_null, 0);
+	atomic_store(&early_done, 0);
+	atomic_store(&early_bad, 0);
+	c.past = job_new(100, 1);
+	c.scoped = job_new(100, 2);
+	c.cancelled = job_new(100, 3);
 	TU_RUN(early_main, &c, 0);
 	ck_assert_int_eq(c.rc_past, -ETIMEDOUT);
 	ck_assert_int_lt(c.past_ms, tu_slack_ms(50));
+	ck_assert_int_eq(c.rc_scoped, -ETIMEDOUT);
+	ck_assert_ptr_eq(c.res_scoped, (void *)0x4);
 	ck_assert_int_eq(c.rc_cancelled, -ECANCELED);
-	ck_assert_ptr_eq(c.res, (void *)0x3);
-	/* gb_run is over: whatever was started has ended and was discarded */
-	if (atomic_load(&static_job.ran))
-		ck_assert_int_eq(atomic_load(&static_discards), 1);
-	else
-		ck_assert_int_eq(atomic_load(&static_discards), 0);
+	ck_assert_ptr_eq(c.res_cancelled, (void *)0x3);
+	/* at once: counted before the next statement ran */
+	ck_assert_int_ge(c.null_after_scoped, 1);
+	ck_assert_int_eq(c.null_after_cancelled, c.null_after_scoped + 1);
+	/* gb_run is over: three args, three discards, none wrong */
+	ck_assert_int_eq(ld(&early_bad), 0);
+	ck_assert_int_eq(ld(&early_null) + ld(&early_done), 3);
+	ck_assert_int_ge(ld(&early_null), 2);
 }
 END_TEST
 
@@ -545,10 +586,10 @@ START_TEST(test_work_run_waits_for_abandoned)
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(c.rc[i], -ETIMEDOUT);
 	ck_assert_int_eq(c.disc_at_main_end, 0);
-	ck_assert_int_eq(atomic_load(&disc.calls), 3);
-	ck_assert_int_eq(atomic_load(&disc.wrong_thread), 0);
-	ck_assert_int_eq(atomic_load(&disc.wrong_result), 0);
-	ck_assert_int_eq(atomic_load(&disc.before_finish), 0);
+	ck_assert_int_eq(ld(&disc.calls), 3);
+	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
+	ck_assert_int_eq(ld(&disc.wrong_result), 0);
+	ck_assert_int_eq(ld(&disc.before_finish), 0);
 	ck_assert_int_ge(gb_now() - t0, GB_MSEC(300));
 }
 END_TEST
@@ -574,7 +615,7 @@ START_TEST(test_work_abandoned_null_discard)
 	static_job.sleep_ms = 200;
 	TU_RUN(nodisc_main, &c, 0);
 	ck_assert_int_eq(c.rc, -ETIMEDOUT);
-	ck_assert_int_eq(atomic_load(&static_job.finished), 1);
+	ck_assert_int_eq(ld(&static_job.finished), 1);
 }
 END_TEST
 

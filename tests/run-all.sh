@@ -1,8 +1,8 @@
 #!/bin/sh
 # Builds and runs the whole test suite: the normal build with warnings as
-# errors, valgrind memcheck over the scheduler tests, then the same suite
-# under AddressSanitizer + UndefinedBehaviorSanitizer. Exits non-zero on
-# the first failure.
+# errors, valgrind memcheck over the unit tests, the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and once more with the
+# portable ucontext task switch. Exits non-zero on the first failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -19,7 +19,7 @@ run_build() { # name, configure flags...
 	(cd "build/$name" && ../../configure --enable-werror "$@" >/dev/null &&
 		make -j"$jobs" >/dev/null &&
 		if ! make -j"$jobs" check; then
-			cat tests/*.log >&2
+			cat test-suite.log >&2
 			exit 1
 		fi)
 }
@@ -28,4 +28,5 @@ run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
 run_build sanitize --enable-sanitizers
+run_build ucontext --with-context=ucontext
 echo "== all test suites passed"

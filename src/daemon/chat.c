@@ -202,9 +202,10 @@ static void cmd_nick(struct chat_member *m, const struct chat_cmd *cmd)
 	struct chat_member *other = member_find(m->chat, cmd->name, cmd->name_len);
 	char old[sizeof m->nick];
 
-	if (other && other != m)
-		return tell(m, "! nick %.*s is taken\n", (int)cmd->name_len,
-		            cmd->name);
+	if (other && other != m) {
+		tell(m, "! nick %.*s is taken\n", (int)cmd->name_len, cmd->name);
+		return;
+	}
 	memcpy(old, m->nick, sizeof old);
 	memcpy(m->nick, cmd->name, cmd->name_len);
 	m->nick[cmd->name_len] = '\0';
@@ -218,10 +219,14 @@ static void cmd_join(struct chat_member *m, const struct chat_cmd *cmd)
 	struct chat *c = m->chat;
 	struct chat_room *r = room_find(c, cmd->name, cmd->name_len);
 
-	if (r == m->room)
-		return tell(m, "! you are already in #%s\n", r->name);
-	if (!r && !(r = room_new(c, cmd->name, cmd->name_len)))
-		return tell(m, "! out of memory\n");
+	if (r == m->room) {
+		tell(m, "! you are already in #%s\n", r->name);
+		return;
+	}
+	if (!r && !(r = room_new(c, cmd->name, cmd->name_len))) {
+		tell(m, "! out of memory\n");
+		return;
+	}
 	struct chat_room *old = m->room;
 	broadcast(old, m, outmsg_printf("* %s left #%s\n", m->nick, old->name));
 	room_remove(c, m);
@@ -292,9 +297,10 @@ static void cmd_msg(struct chat_member *m, const struct chat_cmd *cmd)
 {
 	struct chat_member *to = member_find(m->chat, cmd->name, cmd->name_len);
 
-	if (!to)
-		return tell(m, "! no such nick: %.*s\n", (int)cmd->name_len,
-		            cmd->name);
+	if (!to) {
+		tell(m, "! no such nick: %.*s\n", (int)cmd->name_len, cmd->name);
+		return;
+	}
 	struct outmsg *msg = outmsg_printf("*%s* %.*s\n", m->nick,
 	                                   (int)cmd->text_len, cmd->text);
 	deliver(to, msg);

@@ -105,14 +105,15 @@ void chat_cmd_parse(const char *line, size_t len, struct chat_cmd *cmd)
 			word++;
 			n--;
 		}
-		if (!chat_name_valid(word, n))
-			return usage(cmd, c->usage);
+		if (!chat_name_valid(word, n)) {
+			usage(cmd, c->usage);
+			return;
+		}
 		cmd->name = word;
 		cmd->name_len = n;
 	}
 	rest_of_line(p, end, cmd);
-	if (c->needs_text && cmd->text_len == 0)
-		return usage(cmd, c->usage);
-	if (c->takes_name && !c->needs_text && cmd->text_len)
-		return usage(cmd, c->usage); /* a name is one word */
+	if ((c->needs_text && cmd->text_len == 0) ||
+	    (c->takes_name && !c->needs_text && cmd->text_len))
+		usage(cmd, c->usage); /* no text, or a name of two words */
 }

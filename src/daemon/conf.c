@@ -367,16 +367,33 @@ static void check_section(struct parse *p, const char *s)
 		         "or [log]", (int)n, s + 1);
 }
 
+/* Whether s holds '=' or ':' before an inline comment (" ;"), which is
+ * what libinih needs to see a key. */
+static int has_delimiter(const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		if (*p == '=' || *p == ':')
+			return 1;
+		if (*p == ';' && p > s && (p[-1] == ' ' || p[-1] == '\t'))
+			return 0;
+	}
+	return 0;
+}
+
 /* libinih's reader: one line per call, so p->line is always the line the
- * handler is about to see. Lines libinih would misread are reported here
- * and replaced by a blank line. */
+ * handler is about to see. Indentation is removed (libinih would take an
+ * indented line for the continuation of the previous value), and lines
+ * libinih would misread are reported here and replaced by a blank line. */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse *p = stream;
 	size_t len;
 
-	if (!fgets(str, num, p->f))
+	if (!fgets(str, num, p->f)) {
+		if (ferror(p->f))
+			error_at(p, "cannot read: %s", strerror(errno));
 		return NULL;
+	}
 	p->line++;
 	len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(p->f)) {
@@ -388,10 +405,11 @@ static char *reader(char *str, int num, void *stream)
 		return str;
 	}
 	const char *s = skip_space(str);
-	if (*s == '[')
-		check_section(p, s);
-	else if (*s && *s != '\n' && *s != '\r' && *s != '#' && *s != ';' &&
-	         !strpbrk(s, "=:")) {
+	memmove(str, s, strlen(s) + 1);
+	if (*str == '[')
+		check_section(p, str);
+	else if (*str && *str != '\n' && *str != '\r' && *str != '#' &&
+	         *str != ';' && !has_delimiter(str)) {
 		error_at(p, "expected 'key = value', a [section] or a comment");
 		strcpy(str, "\n");
 	}
@@ -466,7 +484,7 @@ int conf_load_stream(struct conf *c, FILE *f, const char *name,
 	conf_defaults(&p.c);
 	rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc < 0)
-		error_at(&p, "cannot read: %s", strerror(errno));
+		error_at(&p, "out of memory");
 	else if (rc > 0 && errs->n == before) {
 		p.line = rc; /* a syntax error only libinih noticed */
 		error_at(&p, "syntax error; expected 'key = value', a [section] "

@@ -62,7 +62,7 @@ int log_level_parse(const char *s)
 
 const char *log_level_name(int level)
 {
-	return level_names[level];
+	return level >= 0 && level <= LOG_DEBUG ? level_names[level] : "?";
 }
 
 void log_msg(int level, const char *fmt, ...)
@@ -109,6 +109,17 @@ static size_t escape_byte(unsigned char c, char *e)
 	return 4;
 }
 
+/* The length of the escaped form of data[0..len). */
+static size_t escaped_len(const unsigned char *p, size_t len)
+{
+	size_t n = 0;
+	char e[4];
+
+	for (size_t i = 0; i < len; i++)
+		n += escape_byte(p[i], e);
+	return n;
+}
+
 size_t log_escape(char *out, size_t size, const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -120,8 +131,9 @@ size_t log_escape(char *out, size_t size, const void *data, size_t len)
 		char e[4];
 		size_t n = escape_byte(p[i], e);
 
-		/* Keep room for "..." in case more does not fit. */
-		if (o + n + (i + 1 < len ? 3 : 0) > size - 1) {
+		/* Keep room for "..." unless everything left fits. */
+		if (o + n + 3 > size - 1 &&
+		    o + escaped_len(p + i, len - i) > size - 1) {
 			if (o + 3 <= size - 1) {
 				memcpy(out + o, "...", 3);
 				o += 3;

@@ -135,16 +135,20 @@ static void admit(struct listener *l, gb_sock *s,
 	struct client *cl;
 
 	server_peer_name(peer, name, sizeof name);
-	if (c->max_clients && srv->nclients >= c->max_clients)
-		return reject(srv, s, name, "! server full\n", "server full");
+	if (c->max_clients && srv->nclients >= c->max_clients) {
+		reject(srv, s, name, "! server full\n", "server full");
+		return;
+	}
 	if (c->max_clients_per_ip &&
-	    iptable_get(&srv->per_ip, sa) >= c->max_clients_per_ip)
-		return reject(srv, s, name,
-		              "! too many connections from your address\n",
-		              "too many connections from its address");
+	    iptable_get(&srv->per_ip, sa) >= c->max_clients_per_ip) {
+		reject(srv, s, name, "! too many connections from your address\n",
+		       "too many connections from its address");
+		return;
+	}
 	if (!(cl = calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
 		free(cl);
-		return reject(srv, s, name, "! server busy\n", "out of memory");
+		reject(srv, s, name, "! server busy\n", "out of memory");
+		return;
 	}
 	*cl = (struct client){ .srv = srv, .sock = s, .peer = *peer,
 	                       .mode = c->mode };

@@ -27,9 +27,11 @@ static int parse_port(const char *s, in_port_t *port)
 	return 0;
 }
 
-static int parse_v6(const char *host, size_t n, const char *port,
-                    struct sockaddr_storage *ss, socklen_t *len)
+/* host[0..n) as a numeric address of family af, then the port. */
+static int parse_host(int af, const char *host, size_t n, const char *port,
+                      struct sockaddr_storage *ss, socklen_t *len)
 {
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 	char buf[INET6_ADDRSTRLEN];
 
@@ -37,29 +39,17 @@ static int parse_v6(const char *host, size_t n, const char *port,
 		return -EINVAL;
 	memcpy(buf, host, n);
 	buf[n] = '\0';
-	memset(sin6, 0, sizeof *sin6);
-	sin6->sin6_family = AF_INET6;
-	if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) != 1)
-		return -EINVAL;
-	*len = sizeof *sin6;
-	return parse_port(port, &sin6->sin6_port);
-}
-
-static int parse_v4(const char *host, size_t n, const char *port,
-                    struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	char buf[INET_ADDRSTRLEN];
-
-	if (n >= sizeof buf)
-		return -EINVAL;
-	memcpy(buf, host, n);
-	buf[n] = '\0';
-	memset(sin, 0, sizeof *sin);
-	sin->sin_family = AF_INET;
-	if (inet_pton(AF_INET, buf, &sin->sin_addr) != 1)
-		return -EINVAL;
+	memset(ss, 0, sizeof *ss);
+	ss->ss_family = (sa_family_t)af;
+	if (af == AF_INET6) {
+		*len = sizeof *sin6;
+		if (inet_pton(af, buf, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		return parse_port(port, &sin6->sin6_port);
+	}
 	*len = sizeof *sin;
+	if (inet_pton(af, buf, &sin->sin_addr) != 1)
+		return -EINVAL;
 	return parse_port(port, &sin->sin_port);
 }
 
@@ -72,15 +62,16 @@ int gb_addr_parse(const char *text, struct sockaddr_storage *ss,
 		const char *close = strchr(text, ']');
 		if (!close || close[1] != ':')
 			return -EINVAL;
-		return parse_v6(text + 1, (size_t)(close - text - 1), close + 2,
-		                ss, len);
+		return parse_host(AF_INET6, text + 1, (size_t)(close - text - 1),
+		                  close + 2, ss, len);
 	}
 	colon = strrchr(text, ':');
 	if (!colon || memchr(text, ':', (size_t)(colon - text)))
 		return -EINVAL; /* no port, or a bare IPv6 address */
 	if (colon == text + 1 && text[0] == '*')
-		return parse_v6("::", 2, colon + 1, ss, len);
-	return parse_v4(text, (size_t)(colon - text), colon + 1, ss, len);
+		return parse_host(AF_INET6, "::", 2, colon + 1, ss, len);
+	return parse_host(AF_INET, text, (size_t)(colon - text), colon + 1, ss,
+	                  len);
 }
 
 int gb_addr_format(const struct sockaddr *sa, char *buf, size_t size)

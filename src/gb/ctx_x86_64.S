@@ -32,10 +32,20 @@ gb__ctx_switch:
 	subq	$8, %rsp
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
+	movq	%rsp, %rcx
 	movq	%rsp, (%rdi)
 	movq	(%rsi), %rsp
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
+	/* Loading MXCSR and the x87 control word is slow (they serialise
+	 * part of the pipeline), and they almost never differ between
+	 * tasks: load them only when the saved values differ from ours. */
+	movl	(%rsp), %eax
+	cmpl	(%rcx), %eax
+	jne	.Lload_mxcsr
+.Lmxcsr_done:
+	movzwl	4(%rsp), %eax
+	cmpw	4(%rcx), %ax
+	jne	.Lload_fpucw
+.Lfpucw_done:
 	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
@@ -44,6 +54,12 @@ gb__ctx_switch:
 	popq	%rbx
 	popq	%rbp
 	ret
+.Lload_mxcsr:
+	ldmxcsr	(%rsp)
+	jmp	.Lmxcsr_done
+.Lload_fpucw:
+	fldcw	4(%rsp)
+	jmp	.Lfpucw_done
 	.cfi_endproc
 	.size	gb__ctx_switch, .-gb__ctx_switch
 

@@ -4,8 +4,9 @@
  * Each fd is registered with libevent once, persistent and edge-triggered,
  * and the scheduler keeps what the poller last reported as "known ready"
  * bits. A task tries its system call first and waits only after EAGAIN, so
- * in steady state a message costs its read, its write and a share of one
- * epoll_wait, with no epoll_ctl.
+ * in steady state a message costs its read, the read that finds nothing
+ * more (EAGAIN), its write and a share of one epoll_wait, with no
+ * epoll_ctl.
  *
  * Who may wake a waiter: the fd's event callback (readiness), gb_fd_close
  * (-EBADF), or the scheduler's deadline and cancellation paths (through
@@ -25,7 +26,6 @@ struct gb_fd {
 	struct event ev;
 	int fd;
 	unsigned char ready;   /* GB_READ | GB_WRITE known from the poller */
-	unsigned char stream;  /* a short read means the fd is drained */
 	unsigned char sock;    /* write with send(MSG_NOSIGNAL) */
 	gb_task *reader, *writer;
 };
@@ -53,21 +53,11 @@ static void fd_event(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Byte streams (pipes, stream sockets) return less than asked only when
- * nothing more is buffered: then a short read proves the fd is drained. */
 static void classify(gb_fd *f)
 {
 	struct stat st;
-	int type;
-	socklen_t len = sizeof type;
 
-	if (fstat(f->fd, &st) != 0)
-		return;
-	f->sock = S_ISSOCK(st.st_mode);
-	f->stream = S_ISFIFO(st.st_mode) ||
-	            (f->sock &&
-	             getsockopt(f->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-	             type == SOCK_STREAM);
+	f->sock = fstat(f->fd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 static int set_flags(int fd)
@@ -139,11 +129,12 @@ int gb_fd_wait(gb_fd *f, int events, int64_t deadline)
 		return -EBUSY;
 	*slot = t;
 	t->wait_obj = f;
+	int fd = f->fd; /* f may be closed and freed by the time we wake */
 	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_io_wait))
-		gb__hooks->on_io_wait(t, f->fd, events, gb__hooks->ud);
+		gb__hooks->on_io_wait(t, fd, events, gb__hooks->ud);
 	rc = gb__block(deadline, detach_waiter);
 	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_io_wake))
-		gb__hooks->on_io_wake(t, f->fd, rc, gb__hooks->ud);
+		gb__hooks->on_io_wake(t, fd, rc, gb__hooks->ud);
 	return rc;
 }
 
@@ -171,15 +162,15 @@ ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
 	for (;;) {
 		ssize_t n = read(f->fd, buf, len);
 
-		if (n >= 0) {
-			if (f->stream && n > 0 && (size_t)n < len)
-				gb_fd_unready(f, GB_READ);
+		if (n >= 0)
 			return n;
-		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
+		/* Only EAGAIN proves the fd drained: after a short read, an end
+		 * of stream may still be pending that the poller reported
+		 * together with the data and will not report again. */
 		gb_fd_unready(f, GB_READ);
 		if ((rc = gb_fd_wait(f, GB_READ, deadline)) != 0)
 			return rc;

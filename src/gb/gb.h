@@ -219,9 +219,8 @@ int gb_fd_get(const gb_fd *f);
  * closed while waiting). */
 int gb_fd_wait(gb_fd *f, int events, int64_t deadline);
 
-/* Forgets known readiness (after EAGAIN, or a short read that drained the
- * socket), so that the next gb_fd_wait() blocks until the poller reports
- * new readiness. */
+/* Forgets known readiness (after EAGAIN), so that the next gb_fd_wait()
+ * blocks until the poller reports new readiness. */
 void gb_fd_unready(gb_fd *f, int events);
 
 /* read(2)/write(2) with optimistic I/O: try the system call first and wait
@@ -420,7 +419,9 @@ int gb_addr_format(const struct sockaddr *sa, char *buf, size_t size);
  * If the wait ends first (deadline, cancellation) the task returns at once
  * and fn keeps running: it then owns arg, so arg must not live on the
  * task's stack, and discard(arg, result) (may be NULL) is called on the
- * scheduler's thread when fn finishes, to free them.
+ * scheduler's thread when fn finishes, to free them. Whenever gb_work
+ * fails, discard gets arg: at once with a NULL result if fn never ran
+ * (cancelled before, no memory, no thread), else when fn finishes.
  */
 typedef void *(*gb_work_fn)(void *arg);
 int gb_work(gb_work_fn fn, void *arg, void (*discard)(void *arg, void *res),

@@ -104,7 +104,7 @@ static void child_failed(gb_group *g, int err)
 		g->errs[g->errs_len++] = err;
 	if (g->nerrs > 1)
 		return;
-	g->scope.cancelled = 1;
+	gb__scope_mark_cancelled(&g->scope);
 	gb__cancel_groups_in(g->owner, &g->scope);
 	gb__recheck(g->owner);
 }
@@ -183,7 +183,7 @@ int gb__group_close_all(gb_task *t)
 
 		if (!s->group) {
 			/* A scope entered and never left: its frame is gone. */
-			t->scope = s->parent;
+			gb__scope_pop(s);
 			continue;
 		}
 		int rc = gb_group_close(s->group);

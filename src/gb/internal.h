@@ -50,6 +50,11 @@ struct gb_task {
 	size_t stack_size;
 	unsigned vg_stack_id;   /* valgrind's id for this stack */
 
+	/* Not zeroed on reuse: the timer is assigned whenever it is armed
+	 * (see timer_armed), the name is set at every spawn. */
+	struct event timer;     /* the deadline timer */
+	char name[GB_NAME_MAX];
+
 	/* Everything from here on is zeroed when the stack is reused. */
 	gb_fn fn;
 	void *arg;
@@ -64,8 +69,13 @@ struct gb_task {
 	gb_group *group;
 	gb_task *gprev, *gnext;
 
-	/* Innermost cancel scope (gb_scope, group scopes included). */
+	/* Innermost cancel scope (gb_scope, group scopes included), and how
+	 * many scopes on the chain have a deadline or are cancelled: while
+	 * both are 0 and the task is not cancelled, a checkpoint need not
+	 * walk the chain. */
 	gb_scope *scope;
+	unsigned scopes_timed;
+	unsigned scopes_cancelled;
 
 	/* Blocking state, valid while state == GB_TASK_WAITING. detach is NULL
 	 * for uncancellable waits; otherwise it unlinks the task from whatever
@@ -77,12 +87,6 @@ struct gb_task {
 	int64_t wait_deadline;  /* the blocking call's own deadline */
 	int wait_rc;            /* set by gb__wake() */
 	unsigned char timer_armed;
-	struct event timer;     /* the deadline timer; assigned once per spawn */
-
-#ifdef GB_ASAN
-	void *asan_fake_stack;
-#endif
-	char name[GB_NAME_MAX];
 };
 
 /* The scheduler. */
@@ -162,6 +166,7 @@ void gb__task_free(gb_task *t);
 int gb__scope_check(gb_task *t, gb_scope *from, int64_t *deadline);
 void gb__cancel_groups_in(gb_task *t, gb_scope *outer);
 void gb__scope_pop(gb_scope *s);
+void gb__scope_mark_cancelled(gb_scope *s);
 
 /* waitq.c: a task waiting in a gb_waitq; lives on that task's stack. */
 struct gb_waiter {
@@ -194,7 +199,7 @@ int gb__group_close_all(gb_task *t);
  * is cancelled or inside a scope. */
 static inline int gb__checkpoint_status(gb_task *t)
 {
-	if (GB_LIKELY(!t->cancelled && t->scope == NULL))
+	if (GB_LIKELY(!(t->cancelled | t->scopes_timed | t->scopes_cancelled)))
 		return 0;
 	return gb__scope_check(t, t->scope, NULL);
 }

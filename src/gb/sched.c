@@ -36,7 +36,7 @@ void gb__runq_push(gb_task *t)
 	gb__s.runq_len++;
 }
 
-static gb_task *runq_pop(void)
+static inline gb_task *runq_pop(void)
 {
 	gb_task *t = gb__s.runq_head;
 
@@ -48,7 +48,7 @@ static gb_task *runq_pop(void)
 }
 
 /* The next task to run, or NULL when it is time to poll I/O. */
-static gb_task *pick_next(void)
+static inline __attribute__((always_inline)) gb_task *pick_next(void)
 {
 	if (gb__s.pass_left == 0) {
 		if (++gb__s.passes >= gb__s.cfg.io_skip || !gb__s.runq_len)
@@ -60,36 +60,6 @@ static gb_task *pick_next(void)
 }
 
 /* ------------------------------------------------------------ switching */
-
-/*
- * Switches from the running context to `to` (NULL: the loop). dying is set
- * when the running task has ended and will never be resumed, so that
- * AddressSanitizer can free its fake stack.
- */
-static void switch_to(gb_task *to, int dying)
-{
-	gb_task *from = gb__s.current;
-	gb_ctx *from_ctx = from ? &from->ctx : &gb__s.loop_ctx;
-
-	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_switch && to))
-		gb__hooks->on_switch(from, to, gb__hooks->ud);
-	gb__s.current = to;
-	if (to)
-		to->state = GB_TASK_RUNNING;
-#ifdef GB_ASAN
-	void *fake = NULL;
-	const void *bottom = to ? to->stack_lo : gb__s.loop_stack_bottom;
-	size_t size = to ? gb__stack_usable(to) : gb__s.loop_stack_size;
-	gb__s.asan_from_loop = from == NULL;
-	__sanitizer_start_switch_fiber(dying ? NULL : &fake, bottom, size);
-	gb__ctx_switch(from_ctx, to ? &to->ctx : &gb__s.loop_ctx);
-	gb__asan_finish_switch(fake);
-#else
-	(void)dying;
-	gb__ctx_switch(from_ctx, to ? &to->ctx : &gb__s.loop_ctx);
-#endif
-	gb__after_switch();
-}
 
 #ifdef GB_ASAN
 /* Completes a switch for AddressSanitizer in the resumed context. The
@@ -113,17 +83,53 @@ void gb__asan_finish_switch(void *fake)
  * ended just before (its stack could not be freed while it ran on it) and
  * gives the resumed task a fresh I/O budget.
  */
-void gb__after_switch(void)
+static inline void after_switch(void)
 {
 	gb_task *dead = gb__s.dead;
 
-	if (dead) {
+	if (GB_UNLIKELY(dead != NULL)) {
 		gb__s.dead = NULL;
 		if (dead->refs == 0)
 			gb__task_free(dead);
 	}
-	if (gb__s.current)
+	if (GB_LIKELY(gb__s.current != NULL))
 		gb__s.current->budget = gb__s.cfg.io_budget;
+}
+
+void gb__after_switch(void)
+{
+	after_switch();
+}
+
+/*
+ * Switches from the running context to `to` (NULL: the loop). dying is set
+ * when the running task has ended and will never be resumed, so that
+ * AddressSanitizer can free its fake stack.
+ */
+static inline __attribute__((always_inline)) void switch_to(gb_task *to,
+                                                            int dying)
+{
+	gb_task *from = gb__s.current;
+	gb_ctx *from_ctx = from ? &from->ctx : &gb__s.loop_ctx;
+
+	if (GB_UNLIKELY(gb__hooks && gb__hooks->on_switch && to))
+		gb__hooks->on_switch(from, to, gb__hooks->ud);
+	gb__s.current = to;
+	if (to)
+		to->state = GB_TASK_RUNNING;
+#ifdef GB_ASAN
+	void *fake = NULL;
+	const void *bottom = to ? to->stack_lo : gb__s.loop_stack_bottom;
+	size_t size = to ? gb__stack_usable(to) : gb__s.loop_stack_size;
+	gb__s.asan_from_loop = from == NULL;
+	__sanitizer_start_switch_fiber(dying ? NULL : &fake, bottom, size);
+	gb__ctx_switch(from_ctx, to ? &to->ctx : &gb__s.loop_ctx);
+	gb__asan_finish_switch(fake);
+#else
+	(void)dying;
+	gb__ctx_switch(from_ctx, to ? &to->ctx : &gb__s.loop_ctx);
+#endif
+	after_switch();
 }
 
 /* Gives up the CPU: the running task is blocked or already queued. */

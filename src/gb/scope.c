@@ -74,6 +74,7 @@ void gb_scope_enter(gb_scope *s, int64_t deadline, int flags)
 	s->deadline = deadline;
 	s->shield = (flags & GB_SHIELD) != 0;
 	t->scope = s;
+	t->scopes_timed += deadline != GB_NEVER;
 }
 
 /* Scopes nest like the code that enters them; anything else is a bug in
@@ -87,6 +88,16 @@ void gb__scope_pop(gb_scope *s)
 		abort();
 	}
 	s->task->scope = s->parent;
+	s->task->scopes_timed -= s->deadline != GB_NEVER;
+	s->task->scopes_cancelled -= s->cancelled;
+}
+
+void gb__scope_mark_cancelled(gb_scope *s)
+{
+	if (!s->cancelled) {
+		s->cancelled = 1;
+		s->task->scopes_cancelled++;
+	}
 }
 
 int gb_scope_leave(gb_scope *s)
@@ -103,13 +114,14 @@ void gb_scope_cancel(gb_scope *s)
 {
 	if (s->cancelled)
 		return;
-	s->cancelled = 1;
+	gb__scope_mark_cancelled(s);
 	gb__cancel_groups_in(s->task, s);
 	gb__recheck(s->task);
 }
 
 void gb_scope_set_deadline(gb_scope *s, int64_t deadline)
 {
+	s->task->scopes_timed += (deadline != GB_NEVER) - (s->deadline != GB_NEVER);
 	s->deadline = deadline;
 	gb__rearm(s->task);
 }

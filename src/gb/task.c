@@ -57,6 +57,7 @@ gb_task *gb__task_new(gb_group *g, gb_fn fn, void *arg,
 	t->arg = arg;
 	t->group = g;
 	t->id = gb__s.next_id++;
+	t->name[0] = '\0';
 	if (opts && opts->name)
 		gb_task_set_name(t, opts->name);
 	gb__ctx_init(&t->ctx, t->stack_lo, gb__stack_usable(t), task_entry, t);

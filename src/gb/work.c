@@ -159,15 +159,19 @@ int gb_work(gb_work_fn fn, void *arg, void (*discard)(void *arg, void *res),
             void **result, int64_t deadline)
 {
 	gb_task *t = gb__s.current;
-	struct job *j;
+	struct job *j = NULL;
 	int rc = gb__checkpoint_status(t);
 
-	if (rc)
+	if (rc == 0 && !pool.started)
+		rc = pool_start();
+	if (rc == 0 && !(j = calloc(1, sizeof *j)))
+		rc = -ENOMEM;
+	if (rc) {
+		/* fn never ran: arg is still handed over, as on any error. */
+		if (discard)
+			discard(arg, NULL);
 		return rc;
-	if (!pool.started && (rc = pool_start()) < 0)
-		return rc;
-	if (!(j = calloc(1, sizeof *j)))
-		return -ENOMEM;
+	}
 	*j = (struct job){ .fn = fn, .arg = arg, .discard = discard, .task = t };
 	pthread_mutex_lock(&pool.mu);
 	*pool.todo_tail = j;

@@ -1,0 +1,270 @@
+"""Signals: SIGHUP reload (good and broken file) with clients connected,
+SIGTERM/SIGINT shutdown with clients connected, a second SIGINT."""
+
+import re
+import signal
+import threading
+import time
+
+import harness
+from harness import Daemon, check, conf_text, connect_refused, eq
+
+OLD_WELCOME = b"Old welcome\n"
+NEW_WELCOME = b"New welcome \xe2\x82\xac\n"
+YOU_ARE = rb"\* you are (guest\d+) in #lobby, type /help for commands\n"
+
+
+def _fill_socket(c, seconds=3.0):
+    """Makes c a client with a full socket: it sends lines without reading
+    until the daemon stops taking them. Returns the bytes sent."""
+    s = c.sock
+    s.setblocking(False)
+    chunk = b"".join(b"filler line %06d %s\n" % (i, b"#" * 100)
+                     for i in range(500))
+    sent = 0
+    deadline = time.monotonic() + seconds
+    last = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk)
+            last = time.monotonic()
+        except BlockingIOError:
+            if time.monotonic() - last > 0.3:
+                break
+            time.sleep(0.01)
+    s.setblocking(True)
+    check(time.monotonic() - last > 0.3, "the daemon kept taking data from a "
+          "client that never reads (%d bytes)" % sent)
+    return sent
+
+
+def test_reload_good_file():
+    d = Daemon(server={"welcome": "Old welcome"})
+    p1 = d.port
+    a = d.connect()
+    a.expect(OLD_WELCOME)
+    a.send(b"before\n")
+    a.expect(b"Got: before\n")
+    d.no_log(r"Got: 'before", what="at info level")
+    mark = d.mark()
+    d.write_conf(conf_text(
+        server={"listen": ["127.0.0.1:0", "127.0.0.2:0"], "mode": "chat",
+                "welcome": NEW_WELCOME.decode().rstrip("\n")},
+        log={"level": "debug"}))
+    d.signal(signal.SIGHUP)
+    m = d.wait_log(r"Chat server serving asynchronously at 127\.0\.0\.2:(\d+)",
+                   since=mark)
+    p2 = int(m.group(1))
+    # The unchanged listener was not reopened.
+    eq([l for l in d.listening(mark) if l[1] == "127.0.0.1"], [],
+       "listeners reopened on 127.0.0.1")
+    # The connected client stays, in its mode, and debug is on now.
+    a.send(b"after\n")
+    a.expect(b"Got: after\n")
+    d.wait_log(r"Got: 'after\\n' from %s$" % re.escape(a.addr), since=mark)
+    # New clients, on the old port and on the new address: new welcome,
+    # chat mode.
+    b = d.connect(port=p1)
+    b.expect(NEW_WELCOME, what="new client on the old port")
+    mb = re.match(YOU_ARE, b.read_line())
+    check(mb, "new client on the old port is not in chat mode")
+    c = d.connect(port=p2, host="127.0.0.2")
+    c.expect(NEW_WELCOME, what="new client on the new address")
+    mc = re.match(YOU_ARE, c.read_line())
+    check(mc, "new client on the new address is not in chat mode")
+    b.expect(b"* %s joined #lobby\n" % mc.group(1))
+    b.send(b"hi\n")
+    c.expect(b"<%s> hi\n" % mb.group(1))
+    a.expect_silent(0.1, what="the echo client after chat traffic")
+    # Remove 127.0.0.1:0, keep 127.0.0.2:0 (same port).
+    mark = d.mark()
+    d.write_conf(conf_text(
+        server={"listen": "127.0.0.2:0", "mode": "chat",
+                "welcome": "Third"}))
+    d.signal(signal.SIGHUP)
+    harness.wait_until(lambda: connect_refused(p1), timeout=3,
+                       what="removed listener 127.0.0.1:%d refusing" % p1)
+    e = d.connect(port=p2, host="127.0.0.2")
+    e.expect(b"Third\n", what="kept listener after the second reload")
+    eq(d.listening(mark), [], "listeners opened by the second reload")
+    # Everyone connected before is still served.
+    a.send(b"still\r\n")
+    a.expect(b"Got: still\r\n")
+    for x in (b, c):
+        x.expect(b"* guest", timeout=2)   # e joined
+        x.read_line()
+    b.send(b"/who\n")
+    check(b.read_line().startswith(b"* in #lobby:"), "chat client after reload")
+    # Log level went back to info: no debug line for a's echo.
+    m2 = d.mark()
+    a.send(b"quiet\n")
+    a.expect(b"Got: quiet\n")
+    time.sleep(0.2)
+    d.no_log(r"Got: 'quiet", since=m2, what="after going back to info")
+
+
+def test_reload_second_port0_listener():
+    # The first listen address is unchanged (127.0.0.1:0); a second one,
+    # also 127.0.0.1:0, is added and must get its own port.
+    d = Daemon()
+    p1 = d.port
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    mark = d.mark()
+    d.write_conf(conf_text(server={"listen": ["127.0.0.1:0",
+                                              "127.0.0.1:0"]}))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"(?i)reload", since=mark)
+    m = d.wait_log(r"server serving asynchronously at 127\.0\.0\.1:(\d+)",
+                   since=mark, timeout=2)
+    p2 = int(m.group(1))
+    check(p2 != p1, "the new listener has the old port")
+    for p in (p1, p2):
+        c = d.connect(port=p)
+        c.expect(b"Welcome to the server pal!\n")
+    a.send(b"x\n")
+    a.expect(b"Got: x\n")
+
+
+def test_reload_broken_file():
+    d = Daemon(server={"welcome": "Old welcome"}, limits={"max_line": 100})
+    a = d.connect()
+    a.expect(OLD_WELCOME)
+    mark = d.mark()
+    d.write_conf("[server]\nwelcome = Broken\nmode = chat\nmood = happy\n"
+                 "[limits]\nmax_line = 0\nlisten = 127.0.0.1:1\n")
+    d.signal(signal.SIGHUP)
+    for line, key in ((4, "mood"), (6, "max_line"), (7, "listen")):
+        m = d.wait_log(r"%s:%d:.*%s" % (re.escape(d.conf_path), line, key),
+                       since=mark)
+        check(m.string.startswith("[ERROR]"), "error line: %r" % m.string)
+    time.sleep(0.2)
+    # The old configuration stays in force.
+    b = d.connect()
+    b.expect(OLD_WELCOME, what="new client after a broken reload")
+    b.send(b"echo mode\n")
+    b.expect(b"Got: echo mode\n")
+    a.send(b"x" * 150 + b"\n")  # max_line is still 100
+    a.expect(b"Got: " + b"x" * 100 + b"Got: " + b"x" * 50 + b"\n")
+    d.no_log(r"serving asynchronously", since=mark, what="after a broken reload")
+    # A fixed file is taken on the next SIGHUP.
+    mark = d.mark()
+    d.write_conf(conf_text(server={"welcome": "Fixed"}))
+    d.signal(signal.SIGHUP)
+    harness.wait_until(lambda: _welcome(d) == b"Fixed\n", timeout=3,
+                       what="the fixed welcome")
+    a.send(b"y\n")
+    a.expect(b"Got: y\n")
+
+
+def _welcome(d):
+    c = d.connect()
+    try:
+        return c.read_line()
+    finally:
+        c.close()
+
+
+def test_sigterm_with_clients():
+    d = Daemon(limits={"shutdown_timeout": "1s"})
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    b = d.connect()
+    b.expect(b"Welcome to the server pal!\n")
+    b.send(b"partial line without newline")
+    # s never reads and has a full socket.
+    s = d.connect(rcvbuf=65536, sndbuf=65536)
+    _fill_socket(s)
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    a.expect(b"* server shutting down\n", timeout=2)
+    eq(a.read_until_eof(timeout=3), b"", "after the goodbye")
+    # b's unfinished line may or may not be echoed first.
+    bye = b"* server shutting down\n"
+    got = b.read_until_eof(timeout=3)
+    check(got in (bye, b"Got: partial line without newline" + bye),
+          "b got %r" % got)
+    rc = d.wait_exit(timeout=4)
+    took = time.monotonic() - t0
+    eq(rc, 0, "exit status after SIGTERM")
+    check(took < 3.0, "exit took %.2fs with shutdown_timeout 1s" % took)
+
+
+def test_sigterm_chat_flushes():
+    d = Daemon(server={"mode": "chat"}, limits={"shutdown_timeout": "2s"})
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    na = re.match(YOU_ARE, a.read_line()).group(1)
+    b = d.connect()
+    b.expect(b"Welcome to the server pal!\n")
+    b.read_line()
+    a.read_line()
+    a.send(b"last words\n")
+    time.sleep(0.1)
+    d.signal(signal.SIGTERM)
+    # Notices that others left as they are closed may come first.
+    left = re.compile(rb"\* guest\d+ left #lobby\n")
+    got = left.sub(b"", b.read_until_eof(timeout=4))
+    eq(got, b"<%s> last words\n* server shutting down\n" % na,
+       "what b gets up to the end")
+    got = left.sub(b"", a.read_until_eof(timeout=4))
+    eq(got, b"* server shutting down\n", "what a gets up to the end")
+    eq(d.wait_exit(timeout=4), 0, "exit status")
+
+
+def test_sigint_drains_then_exits_zero():
+    d = Daemon()
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    a.send(b"pending\n")
+    a.expect(b"Got: pending\n")
+    d.signal(signal.SIGINT)
+    a.expect(b"* server shutting down\n", timeout=2)
+    a.read_until_eof(timeout=2)
+    eq(d.wait_exit(timeout=4), 0, "exit status after one SIGINT")
+
+
+def test_second_sigint_exits_130():
+    d = Daemon(limits={"shutdown_timeout": "30s"})
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    s = d.connect(rcvbuf=65536, sndbuf=65536)
+    _fill_socket(s)
+    d.signal(signal.SIGINT)
+    a.expect(b"* server shutting down\n", timeout=2)
+    # The drain goes on: s never reads. The listener is closed.
+    time.sleep(0.5)
+    check(d.running(), "daemon exited while a client still had data queued "
+          "(shutdown_timeout 30s)")
+    check(connect_refused(d.port), "still accepting during the drain")
+    t0 = time.monotonic()
+    d.signal(signal.SIGINT)
+    rc = d.wait_exit(timeout=2)
+    eq(rc, 130, "exit status after a second SIGINT")
+    check(time.monotonic() - t0 < 1.0, "second SIGINT took %.2fs" %
+          (time.monotonic() - t0))
+
+
+def test_sighup_during_drain_ignored():
+    d = Daemon(limits={"shutdown_timeout": "1s"})
+    a = d.connect()
+    a.expect(b"Welcome to the server pal!\n")
+    s = d.connect(rcvbuf=65536, sndbuf=65536)
+    _fill_socket(s)
+    d.signal(signal.SIGTERM)
+    a.expect(b"* server shutting down\n", timeout=2)
+    d.signal(signal.SIGHUP)
+    eq(d.wait_exit(timeout=4), 0, "exit status")
+
+
+if __name__ == "__main__":
+    harness.main([
+        test_reload_good_file,
+        test_reload_second_port0_listener,
+        test_reload_broken_file,
+        test_sigterm_with_clients,
+        test_sigterm_chat_flushes,
+        test_sigint_drains_then_exits_zero,
+        test_second_sigint_exits_130,
+        test_sighup_during_drain_ignored,
+    ])
