@@ -151,15 +151,17 @@ static void guest_nick(struct chat *c, struct chat_member *m)
 
 /* ------------------------------------------------------------- delivery */
 
-/* Queues msg for m, unless that would pass send_buffer: then m is too
- * slow, and is cancelled instead (its task tells the room it left). */
+/* Queues msg for m, unless that would pass send_buffer while m's writer
+ * is stuck on a full socket: then m is too slow, and is cancelled instead
+ * (its task tells the room it left). A writer that simply has not run yet
+ * (the sender is still busy with the lines of one read) is not slow. */
 static void deliver(struct chat_member *m, struct outmsg *msg)
 {
 	size_t limit = m->cl->srv->conf.send_buffer;
 
 	if (!msg || m->slow)
 		return;
-	if ((limit && m->out.bytes + msg->len > limit) ||
+	if ((limit && m->out.bytes + msg->len > limit && m->out.flushing) ||
 	    outbox_push(&m->out, msg) < 0) {
 		m->slow = 1;
 		log_warning("%s (%s) is too slow: %zu bytes waiting; "

@@ -103,7 +103,10 @@ static void consume(struct outbox *o, size_t sent)
 
 int outbox_flush(struct outbox *o, gb_sock *s, int64_t deadline)
 {
-	while (o->n) {
+	int rc = 0;
+
+	o->flushing = 1;
+	while (o->n && rc == 0) {
 		struct iovec iov[GB_IOV_MAX];
 		int cnt = 0;
 
@@ -115,12 +118,11 @@ int outbox_flush(struct outbox *o, gb_sock *s, int64_t deadline)
 			iov[cnt].iov_len = m->len - skip;
 		}
 		size_t sent = 0;
-		int rc = gb_sock_sendv_all(s, iov, cnt, &sent, deadline);
+		rc = gb_sock_sendv_all(s, iov, cnt, &sent, deadline);
 		consume(o, sent);
-		if (rc < 0)
-			return rc;
 	}
-	return 0;
+	o->flushing = 0;
+	return rc;
 }
 
 int outbox_writer(void *arg)

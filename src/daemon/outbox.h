@@ -29,6 +29,8 @@ struct outbox {
 	size_t cap, head, n;
 	size_t off;             /* bytes of q[head] already sent */
 	size_t bytes;           /* bytes queued and not sent yet */
+	int flushing;           /* a flush is under way: if it is not
+	                         * running, it waits for the socket */
 	gb_sem ready;           /* released when something was pushed */
 };
 

@@ -235,6 +235,7 @@ static int listener_open(struct server *srv, const char *spec)
 		gb_sock_close(l->sock);
 		goto fail;
 	}
+	l->claimed = 1;
 	l->next = srv->listeners;
 	srv->listeners = l;
 	log_info("%s server serving asynchronously at %s",
@@ -248,34 +249,35 @@ fail:
 	return rc;
 }
 
-static int listed(const struct conf *c, const char *spec)
-{
-	for (size_t i = 0; i < c->nlisten; i++)
-		if (strcmp(c->listen[i], spec) == 0)
-			return 1;
-	return 0;
-}
-
-static struct listener *find_listener(struct server *srv, const char *spec)
+/* An open listener for spec not yet matched with a configured address. */
+static struct listener *find_unclaimed(struct server *srv, const char *spec)
 {
 	for (struct listener *l = srv->listeners; l; l = l->next)
-		if (!l->closing && strcmp(l->spec, spec) == 0)
+		if (!l->closing && !l->claimed && strcmp(l->spec, spec) == 0)
 			return l;
 	return NULL;
 }
 
 /* Opens what the configuration lists and is not open yet; closes what it
- * no longer lists. Returns how many addresses failed to open. */
+ * no longer lists. Each listener serves one listed address, so an address
+ * listed twice (port 0, say) gets two. Returns how many addresses failed
+ * to open. */
 static int listeners_sync(struct server *srv)
 {
 	int failed = 0;
+	struct listener *l;
 
-	for (size_t i = 0; i < srv->conf.nlisten; i++)
-		if (!find_listener(srv, srv->conf.listen[i]) &&
-		    listener_open(srv, srv->conf.listen[i]) < 0)
+	for (l = srv->listeners; l; l = l->next)
+		l->claimed = 0;
+	for (size_t i = 0; i < srv->conf.nlisten; i++) {
+		const char *spec = srv->conf.listen[i];
+		if ((l = find_unclaimed(srv, spec)))
+			l->claimed = 1;
+		else if (listener_open(srv, spec) < 0)
 			failed++;
-	for (struct listener *l = srv->listeners; l; l = l->next)
-		if (!l->closing && !listed(&srv->conf, l->spec))
+	}
+	for (l = srv->listeners; l; l = l->next)
+		if (!l->closing && !l->claimed)
 			listener_close(l);
 	return failed;
 }

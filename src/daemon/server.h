@@ -34,6 +34,7 @@ struct listener {
 	gb_sock *sock;                 /* owned by its accept loop */
 	char addr[GB_ADDR_STRLEN];     /* the address actually bound */
 	int closing;                   /* set by listener_close */
+	int claimed;                   /* matched by listeners_sync */
 	gb_scope *scope;               /* the accept loop's, while it runs */
 };
 

@@ -106,6 +106,20 @@ def test_final_fragment_on_half_close():
     eq(rest, b"Got: first\r\nGot: partial \x00\xff no newline",
        "replies up to the end of stream")
     d.wait_log(r"Connection from %s closed" % re.escape(c.addr))
+    # Data and the half-close arriving together (as from nc -N), many times.
+    for i in range(20):
+        c = d.connect()
+        c.send(b"line %d\nfragment %d" % (i, i))
+        c.shutdown_write()
+        eq(c.read_until_eof(timeout=2),
+           WELCOME + b"Got: line %d\nGot: fragment %d" % (i, i),
+           "client %d: replies up to the end of stream" % i)
+        c.close()
+    # A half-close right after the welcome, with nothing sent.
+    c = d.connect()
+    c.expect(WELCOME)
+    c.shutdown_write()
+    eq(c.read_until_eof(timeout=2), b"", "after an empty half-close")
 
 
 def _lines_payload(total, width=64):
@@ -319,11 +333,17 @@ def test_netcat():
 
 def test_socat():
     d = Daemon()
+    t0 = time.monotonic()
     r = run(["socat", "-t", "3", "-", "TCP:127.0.0.1:%d" % d.port],
             input=b"via socat \x00\xff\n\xe2\x82\xac\r\n", timeout=6)
+    took = time.monotonic() - t0
     eq(r.returncode, 0, "socat exit status (stderr %r)" % r.stderr)
     eq(r.stdout, WELCOME + b"Got: via socat \x00\xff\nGot: \xe2\x82\xac\r\n",
        "socat output")
+    # socat half-closes at the end of its input and waits up to 3 s for
+    # the daemon to close its side: the daemon must close at once.
+    check(took < 2.0, "the daemon did not close after socat's half-close "
+          "(socat took %.2fs)" % took)
 
 
 if __name__ == "__main__":
