@@ -13,7 +13,6 @@ one line "N passed, M failed". Details (log tails) go to stderr.
 """
 
 import ctypes
-import errno
 import os
 import re
 import shutil

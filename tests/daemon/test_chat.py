@@ -331,6 +331,11 @@ def test_slow_client_disconnected():
     check(slow_seen_at is not None,
           "no 'too slow' log line after %d lines to a client that never "
           "reads" % sent)
+    # Only the client that never reads is too slow.
+    for c, n in ((r1, n1), (r2, n2), (f, nf)):
+        bad = d.find_log(r"%s\b.*too slow" % re.escape(c.addr), mark)
+        check(not bad, "%s, which reads everything, was disconnected: %r" % (
+            n, bad[0].string if bad else None))
     m = d.wait_log(r"%s\b.*too slow" % re.escape(s.addr), since=mark)
     check(ns in m.string, "the log line names the nick: %r" % m.string)
     d.wait_log(r"Connection from %s closed" % re.escape(s.addr), since=mark)

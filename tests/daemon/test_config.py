@@ -3,6 +3,7 @@ codes, overrides."""
 
 import os
 import re
+import time
 
 import harness
 from harness import Daemon, GIAMBIOD, check, eq, run
@@ -247,7 +248,6 @@ def test_log_level_option():
     c.send(b"quiet\n")
     c.expect(b"Got: quiet\n")
     c.close()
-    import time
     time.sleep(0.3)
     check(d.running(), "daemon with -l error exited")
     d.no_log(r"\[(INFO|DEBUG|WARNING)\]|connected|Got: ", what="with -l error")

@@ -1,7 +1,7 @@
 """Echo mode, byte for byte (giambio's README example)."""
 
 import re
-import socket
+import sys
 import threading
 import time
 
@@ -216,7 +216,7 @@ def test_non_reader_does_not_block_others():
     t.join(3)
     check(state["err"] is None, "A's send failed: %r" % state["err"])
     sent = state["sent"]
-    harness.sys.stderr.write("# A sent %d of %d bytes (stuck: %s)\n" % (
+    sys.stderr.write("# A sent %d of %d bytes (stuck: %s)\n" % (
         sent, len(payload), state["stuck"]))
     # A is held back by TCP: the daemon stopped taking its data.
     check(state["stuck"] and sent < len(payload),
