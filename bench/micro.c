@@ -35,6 +35,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "ctx.h"
 #include "gb.h"
 
 #define RUNS 5
@@ -129,6 +131,31 @@ static double bench_ref(long n)
 	return (double)(t1 - t0) / (2.0 * n);
 }
 #endif
+
+/* --------------------------------------- gb's own switch, called raw */
+
+/* The scheduler's switch (src/gb/ctx_*.S, or its ucontext fallback),
+ * without the run queue around it: what the switch itself costs with the
+ * FP control words saved. */
+static gb_ctx gbc_main, gbc_co;
+
+static void gbc_entry(void *arg)
+{
+	(void)arg;
+	for (;;)
+		gb__ctx_switch(&gbc_co, &gbc_main);
+}
+
+static double bench_gb_switch(long n)
+{
+	static _Alignas(16) char stack[64 * 1024];
+	gb__ctx_init(&gbc_co, stack, sizeof stack, gbc_entry, NULL);
+	int64_t t0 = now_ns();
+	for (long i = 0; i < n; i++)
+		gb__ctx_switch(&gbc_main, &gbc_co);
+	int64_t t1 = now_ns();
+	return (double)(t1 - t0) / (2.0 * n);
+}
 
 /* ------------------------------------------------------------ ucontext */
 
@@ -826,13 +853,18 @@ int main(void)
 	printf("switch, ref ctx_ref.S               n/a on this CPU\n");
 #endif
 
+	for (int r = 0; r < RUNS; r++)
+		v[r] = bench_gb_switch(N_REF);
+	report("switch, gb (raw, FP control words)", v, "ns/switch", N_REF,
+	       "round trips of 2 switches", 15);
+
 	struct yield_ctx y = { .n = N_YIELD };
 	rc = gb_run(yield_main, &y);
 	if (rc == 0) {
 		for (int r = 0; r < RUNS; r++)
 			v[r] = y.rt[r] / 2;
 		report("switch, gb (yield round trip / 2)", v, "ns/switch", N_YIELD,
-		       "round trips of 2 switches", 15);
+		       "round trips of 2 switches", 0);
 	} else {
 		failed("switch, gb (yield round trip / 2)", rc);
 	}

@@ -1,10 +1,15 @@
 #!/bin/sh
-# Installs the Debian packages giambiod needs to build and test, when one
-# is missing. Debian 12, as root.
+# Installs the Debian packages giambiod needs, when one is missing.
+# Debian 12, as root. "build" (the default): what building and running
+# needs; "test": also what the whole test suite and packaging need.
 set -eu
 
-PKGS="build-essential autoconf automake pkgconf libevent-dev libinih-dev libsystemd-dev
-check valgrind python3 netcat-openbsd socat telnet"
+PKGS="build-essential autoconf automake pkgconf libevent-dev libinih-dev
+libsystemd-dev scdoc"
+if [ "${1:-build}" = test ]; then
+	PKGS="$PKGS check valgrind python3 netcat-openbsd socat telnet systemd
+debhelper dpkg-dev fakeroot lintian"
+fi
 
 missing=
 for p in $PKGS; do

@@ -1,12 +1,15 @@
 #!/bin/sh
 # Builds and runs the whole test suite: the normal build with warnings as
 # errors, valgrind memcheck over the unit tests, the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, and once more with the
-# portable ucontext task switch. Exits non-zero on the first failure.
+# AddressSanitizer + UndefinedBehaviorSanitizer, once more built the
+# portable way (ucontext task switch, no libsystemd), then make distcheck
+# (the release tarball builds, passes its tests and installs) and the
+# Debian package (lintian clean, its file list checked). Exits non-zero on
+# the first failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-sh packaging/install-deps.sh
+sh packaging/install-deps.sh test
 autoreconf -fi
 jobs=$(nproc)
 
@@ -28,5 +31,10 @@ run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
 run_build sanitize --enable-sanitizers
-run_build ucontext --with-context=ucontext
+run_build portable --with-context=ucontext --without-systemd
+echo "== make distcheck"
+(cd build/normal && make -j"$jobs" distcheck >distcheck.log 2>&1 ||
+	{ tail -n 150 distcheck.log >&2; exit 1; })
+echo "== Debian package"
+sh packaging/build-deb.sh build/deb
 echo "== all test suites passed"

@@ -160,6 +160,7 @@ static void client_free(struct client *cl)
 	gb_sock_close(cl->sock);
 	iptable_dec(&srv->per_ip, (struct sockaddr *)&cl->peer);
 	srv->nclients--;
+	server_status_changed(srv);
 	free(cl);
 }
 

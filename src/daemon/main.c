@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 
 /* sysexits(3) */
@@ -95,7 +96,7 @@ static int parse_args(int argc, char **argv, struct server *srv, int *test)
 			ov->mode = (int)m;
 			break;
 		case 'V':
-			printf("giambiod %s\n", PACKAGE_VERSION);
+			printf("giambiod %s (%s)\n", PACKAGE_VERSION, sd_support());
 			return 0;
 		case 'h':
 			usage(stdout);

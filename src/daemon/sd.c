@@ -44,9 +44,7 @@ int64_t sd_watchdog_ns(void)
 
 int sd_sockets(char ***names)
 {
-	int n = sd_listen_fds_with_names(0, names);
-
-	return n > 0 ? n : 0;
+	return sd_listen_fds_with_names(0, names);
 }
 
 void sd_names_free(char **names)
@@ -105,12 +103,15 @@ int sd_socket_ok(int fd, char *what, size_t size)
 	ilen = sizeof listening;
 	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen);
 	if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
-		snprintf(what, size, "a socket of address family %d, not IPv4 or "
-		         "IPv6", ss.ss_family);
+		snprintf(what, size, "%s, not an IPv4 or IPv6 socket",
+		         ss.ss_family == AF_UNIX ? "an AF_UNIX socket"
+		                                 : "a socket of another family");
 		return 0;
 	}
 	if (type != SOCK_STREAM) {
-		snprintf(what, size, "an IP socket of type %d, not a stream", type);
+		snprintf(what, size, "%s, not a TCP stream",
+		         type == SOCK_DGRAM ? "a UDP (datagram) socket"
+		                            : "an IP socket of another type");
 		return 0;
 	}
 	if (!listening) {

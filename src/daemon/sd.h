@@ -18,7 +18,8 @@ void sd_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The watchdog interval in ns for this process, or 0 when none. */
 int64_t sd_watchdog_ns(void);
 
-/* Sockets passed by systemd: how many (0 if none), each starting at fd 3;
+/* Sockets passed by systemd: how many (0 if none, a negative errno if the
+ * environment describing them is malformed), each starting at fd 3;
  * names[i] is the socket's FileDescriptorName (owned by the caller: free
  * with sd_names_free). */
 int sd_sockets(char ***names);

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "sd.h"
 #include "server.h"
 
 /* ------------------------------------------------------------- config */
@@ -151,13 +152,15 @@ static void admit(struct listener *l, gb_sock *s,
 		return;
 	}
 	*cl = (struct client){ .srv = srv, .sock = s, .peer = *peer,
-	                       .mode = c->mode };
+	                       .mode = listener_mode(l) };
 	memcpy(cl->addr, name, sizeof name);
 	srv->nclients++;
+	server_status_changed(srv);
 	gb_spawn_opts o = { .name = name };
 	int rc = gb_spawn(srv->clients, client_main, cl, &o, NULL);
 	if (rc < 0) {
 		srv->nclients--;
+		server_status_changed(srv);
 		iptable_dec(&srv->per_ip, sa);
 		free(cl);
 		reject(srv, s, name, "! server busy\n", strerror(-rc));
@@ -192,7 +195,7 @@ static int accept_loop(void *arg)
 
 		if (rc == 0) {
 			admit(l, s, &peer);
-		} else if (rc == -ECANCELED) {
+		} else if (rc == -ECANCELED || l->closing) {
 			break;
 		} else {
 			log_error("accept on %s: %s", l->addr, strerror(-rc));
@@ -203,49 +206,70 @@ static int accept_loop(void *arg)
 	gb_scope_leave(&scope);
 	log_info("Stopped listening on %s", l->addr);
 	listener_unlink(l);
-	gb_sock_close(l->sock);
+	server_status_changed(l->srv);
+	if (l->sock)
+		gb_sock_close(l->sock);
 	free(l->spec);
 	free(l);
 	return 0;
 }
 
+/* Closes the socket at once, so that its address is free for a listener
+ * opened next (a reload moving a port); the accept loop, woken with
+ * -EBADF, then goes. */
 static void listener_close(struct listener *l)
 {
 	l->closing = 1;
+	gb_sock_close(l->sock);
+	l->sock = NULL;
 	if (l->scope)
 		gb_scope_cancel(l->scope);
 }
 
-static int listener_open(struct server *srv, const char *spec)
+enum mode listener_mode(const struct listener *l)
+{
+	return l->mode >= 0 ? (enum mode)l->mode : l->srv->conf.mode;
+}
+
+int listener_start(struct server *srv, const char *spec, gb_sock *sock,
+                   int mode)
 {
 	struct listener *l = calloc(1, sizeof *l);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	int rc = -ENOMEM;
-
-	if (!l || !(l->spec = strdup(spec)))
-		goto fail;
-	if ((rc = open_socket(spec, &l->sock)) < 0)
-		goto fail;
-	getsockname(gb_sock_fd(l->sock), (struct sockaddr *)&ss, &len);
-	server_peer_name(&ss, l->addr, sizeof l->addr);
-	l->srv = srv;
 	gb_spawn_opts o = { .name = "accept" };
-	if ((rc = gb_spawn(srv->accepters, accept_loop, l, &o, NULL)) < 0) {
-		gb_sock_close(l->sock);
-		goto fail;
+	int rc;
+
+	if (!l || !(l->spec = strdup(spec))) {
+		free(l);
+		return -ENOMEM;
 	}
-	l->claimed = 1;
+	*l = (struct listener){ .srv = srv, .spec = l->spec, .sock = sock,
+	                        .mode = mode, .claimed = 1 };
+	getsockname(gb_sock_fd(sock), (struct sockaddr *)&ss, &len);
+	server_peer_name(&ss, l->addr, sizeof l->addr);
+	if ((rc = gb_spawn(srv->accepters, accept_loop, l, &o, NULL)) < 0) {
+		free(l->spec);
+		free(l);
+		return rc;
+	}
 	l->next = srv->listeners;
 	srv->listeners = l;
 	log_info("%s server serving asynchronously at %s",
-	         srv->conf.mode == MODE_CHAT ? "Chat" : "Echo", l->addr);
+	         listener_mode(l) == MODE_CHAT ? "Chat" : "Echo", l->addr);
+	server_status_changed(srv);
 	return 0;
-fail:
-	log_error("cannot listen on %s: %s", spec, strerror(-rc));
-	if (l)
-		free(l->spec);
-	free(l);
+}
+
+static int listener_open(struct server *srv, const char *spec)
+{
+	gb_sock *sock;
+	int rc = open_socket(spec, &sock);
+
+	if (rc == 0 && (rc = listener_start(srv, spec, sock, -1)) < 0)
+		gb_sock_close(sock);
+	if (rc < 0)
+		log_error("cannot listen on %s: %s", spec, strerror(-rc));
 	return rc;
 }
 
@@ -258,27 +282,31 @@ static struct listener *find_unclaimed(struct server *srv, const char *spec)
 	return NULL;
 }
 
-/* Opens what the configuration lists and is not open yet; closes what it
- * no longer lists. Each listener serves one listed address, so an address
- * listed twice (port 0, say) gets two. Returns how many addresses failed
- * to open. */
+/* Closes what the configuration no longer lists, then opens what it lists
+ * and is not open yet (in that order, so that an address can move from
+ * one listen entry to an overlapping one). Each listener serves one listed
+ * address, so an address listed twice (port 0, say) gets two. Returns how
+ * many addresses failed to open. */
 static int listeners_sync(struct server *srv)
 {
 	int failed = 0;
 	struct listener *l;
+	unsigned char open_it[CONF_LISTEN_MAX] = { 0 };
 
 	for (l = srv->listeners; l; l = l->next)
 		l->claimed = 0;
 	for (size_t i = 0; i < srv->conf.nlisten; i++) {
-		const char *spec = srv->conf.listen[i];
-		if ((l = find_unclaimed(srv, spec)))
+		if ((l = find_unclaimed(srv, srv->conf.listen[i])))
 			l->claimed = 1;
-		else if (listener_open(srv, spec) < 0)
-			failed++;
+		else
+			open_it[i] = 1;
 	}
 	for (l = srv->listeners; l; l = l->next)
 		if (!l->closing && !l->claimed)
 			listener_close(l);
+	for (size_t i = 0; i < srv->conf.nlisten; i++)
+		if (open_it[i] && listener_open(srv, srv->conf.listen[i]) < 0)
+			failed++;
 	return failed;
 }
 
@@ -289,48 +317,59 @@ static void report_error(const char *msg)
 	log_error("%s", msg);
 }
 
-static void server_reload(struct server *srv)
+/* Rereads the file and applies it; returns 0, or -1 when the file was
+ * rejected and the old configuration stays. */
+static int reload_conf(struct server *srv)
 {
 	struct conf nc;
 
-	log_info("SIGHUP received: reloading %s", srv->conf_path);
 	if (conf_copy(&nc, &srv->conf) < 0) {
 		log_error("reload: out of memory; keeping the old configuration");
-		return;
+		return -1;
 	}
 	if (server_load_conf(srv, &nc, report_error) > 0) {
 		log_error("reload: %s has errors; keeping the old configuration",
 		          srv->conf_path);
 		conf_free(&nc);
-		return;
+		return -1;
 	}
 	conf_free(&srv->conf);
 	srv->conf = nc;
 	log_set_level(srv->conf.log_level);
-	listeners_sync(srv);
+	if (!srv->activated)
+		listeners_sync(srv);
 	log_info("Configuration reloaded (%s mode for new clients)",
 	         conf_mode_name(srv->conf.mode));
+	return 0;
+}
+
+/* systemd hears RELOADING=1 first and READY=1 when done, whether the new
+ * file was taken or not. */
+static void server_reload(struct server *srv)
+{
+	log_info("SIGHUP received: reloading %s", srv->conf_path);
+	sd_say("RELOADING=1\nMONOTONIC_USEC=%lld",
+	       (long long)(gb_now() / 1000));
+	reload_conf(srv);
+	server_status_changed(srv);
+	sd_say("READY=1");
 }
 
 /* SIGHUP reloads; SIGTERM or SIGINT starts the shutdown; a second SIGINT
- * during it exits at once. */
+ * during it exits at once. The signals are caught (srv->signals) before
+ * READY=1 is sent, so that a signal right after it is never fatal. */
 static int signal_task(void *arg)
 {
-	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	struct server *srv = arg;
-	gb_signals *s;
 	int sig;
 
-	if (gb_signals_open(&s, sigs, 3) < 0) {
-		log_error("cannot catch signals");
-		return -EINVAL;
-	}
-	while ((sig = gb_signals_wait(s, GB_NEVER)) > 0) {
+	while ((sig = gb_signals_wait(srv->signals, GB_NEVER)) > 0) {
 		if (sig == SIGHUP && !srv->draining) {
 			server_reload(srv);
 		} else if (sig != SIGHUP && !srv->draining) {
 			log_info("%s received: shutting down",
 			         sig == SIGINT ? "SIGINT" : "SIGTERM");
+			sd_say("STOPPING=1");
 			srv->draining = 1;
 			gb_event_set(&srv->stop);
 		} else if (sig == SIGINT) {
@@ -339,7 +378,7 @@ static int signal_task(void *arg)
 			_exit(130);
 		}
 	}
-	gb_signals_close(s);
+	gb_signals_close(srv->signals);
 	return 0;
 }
 
@@ -364,27 +403,69 @@ static void gb_log_to_daemon(int level, const char *msg)
 	log_msg(level, "scheduler: %s", msg);
 }
 
+/* The listeners: the sockets systemd passed, or the configured ones.
+ * Returns 0 when every one is open. */
+static int open_listeners(struct server *srv)
+{
+	int n = activation_adopt(srv);
+
+	if (n < 0)
+		return -1;
+	if (n > 0) {
+		srv->activated = 1;
+		if (srv->conf.nlisten)
+			log_info("Sockets come from systemd: the listen addresses "
+			         "of the configuration are not used");
+		return 0;
+	}
+	if (listeners_sync(srv) || !srv->listeners) {
+		log_error("cannot open every listen address: exiting");
+		return -1;
+	}
+	return 0;
+}
+
+/* The service tasks besides the signal task: systemd's status and
+ * watchdog, where systemd asks for them. */
+static int start_service(struct server *srv)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	int rc = gb_signals_open(&srv->signals, sigs, 3);
+
+	if (rc < 0) {
+		log_error("cannot catch signals");
+		return rc;
+	}
+	if ((rc = gb_spawn(srv->service, signal_task, srv, NULL, NULL)) < 0) {
+		gb_signals_close(srv->signals);
+		return rc;
+	}
+	if (rc == 0 && getenv("NOTIFY_SOCKET"))
+		rc = gb_spawn(srv->service, status_task, srv, NULL, NULL);
+	if (rc == 0 && sd_watchdog_ns() > 0)
+		rc = gb_spawn(srv->service, watchdog_task, srv, NULL, NULL);
+	return rc;
+}
+
 int server_main(void *arg)
 {
 	struct server *srv = arg;
-	int failed;
 
 	gb_set_log(gb_log_to_daemon);
 	gb_event_init(&srv->stop);
+	gb_event_init(&srv->status_changed);
 	if (gb_group_open(&srv->service) < 0 || gb_group_open(&srv->clients) < 0 ||
 	    gb_group_open(&srv->accepters) < 0) {
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	failed = listeners_sync(srv);
-	if (failed || !srv->listeners) {
-		log_error("cannot open every listen address: exiting");
-		srv->exit_code = 1;
-		srv->draining = 1;
-	} else if (gb_spawn(srv->service, signal_task, srv, NULL, NULL) < 0) {
+	if (open_listeners(srv) < 0 || start_service(srv) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {
+		char status[STATUS_MAX];
+		status_line(srv, status, sizeof status);
+		sd_say("READY=1\nSTATUS=%s", status);
 		gb_event_wait(&srv->stop, GB_NEVER);
 	}
 	drain(srv);

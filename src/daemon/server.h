@@ -33,6 +33,7 @@ struct listener {
 	char *spec;                    /* the listen value it came from */
 	gb_sock *sock;                 /* owned by its accept loop */
 	char addr[GB_ADDR_STRLEN];     /* the address actually bound */
+	int mode;                      /* -1: the configuration's mode */
 	int closing;                   /* set by listener_close */
 	int claimed;                   /* matched by listeners_sync */
 	gb_scope *scope;               /* the accept loop's, while it runs */
@@ -45,7 +46,10 @@ struct server {
 	struct overrides ov;
 	struct listener *listeners;
 	gb_group *service, *clients, *accepters;
+	gb_signals *signals;           /* SIGHUP, SIGTERM, SIGINT */
 	gb_event stop;                 /* set to begin the shutdown */
+	gb_event status_changed;       /* set when systemd's STATUS= is stale */
+	int activated;                 /* listeners came from systemd */
 	int draining;
 	int64_t drain_deadline;
 	unsigned nclients;
@@ -65,6 +69,26 @@ int server_load_conf(struct server *srv, struct conf *out,
 
 /* The main task: runs the daemon until it is told to stop. */
 int server_main(void *srv);
+
+/* Starts serving on an open listening socket (taking it over): spec is
+ * what it came from, mode -1 follows the configuration. */
+int listener_start(struct server *srv, const char *spec, gb_sock *sock,
+                   int mode);
+enum mode listener_mode(const struct listener *l);
+
+/* activation.c: systemd's side of the daemon. */
+/* Serves the sockets systemd passed (LISTEN_FDS); returns how many, or -1
+ * when one is not a listening TCP socket (the daemon must not start). */
+int activation_adopt(struct server *srv);
+/* STATUS= lines like "echo: 12 clients on 127.0.0.1:25000". */
+#define STATUS_MAX 512
+void status_line(struct server *srv, char *buf, size_t size);
+/* The client count or the listeners changed. */
+void server_status_changed(struct server *srv);
+/* Service tasks: keep STATUS= current (at most 5 times a second), and
+ * ping the watchdog at half its interval. */
+int status_task(void *srv);
+int watchdog_task(void *srv);
 
 /* Formats a peer address for logs; IPv4 mapped into IPv6 is shown as
  * IPv4. */

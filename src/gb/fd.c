@@ -153,28 +153,32 @@ int gb_io_checkpoint(void)
 	return gb__checkpoint_status(t);
 }
 
+/* A system call failed with errno: whether to try again (1: EINTR, or
+ * EAGAIN and the fd became ready), or give up with *rc. Only EAGAIN proves
+ * the fd drained: after a short read, an end of stream may still be
+ * pending that the poller reported together with the data and will not
+ * report again. */
+static int io_again(gb_fd *f, int events, int64_t deadline, ssize_t *rc)
+{
+	if (errno == EINTR)
+		return 1;
+	if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		*rc = -errno;
+		return 0;
+	}
+	gb_fd_unready(f, events);
+	*rc = gb_fd_wait(f, events, deadline);
+	return *rc == 0;
+}
+
 ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
 {
-	int rc = gb_io_checkpoint();
+	ssize_t n = gb_io_checkpoint();
 
-	if (rc)
-		return rc;
-	for (;;) {
-		ssize_t n = read(f->fd, buf, len);
-
-		if (n >= 0)
-			return n;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		/* Only EAGAIN proves the fd drained: after a short read, an end
-		 * of stream may still be pending that the poller reported
-		 * together with the data and will not report again. */
-		gb_fd_unready(f, GB_READ);
-		if ((rc = gb_fd_wait(f, GB_READ, deadline)) != 0)
-			return rc;
-	}
+	while (n == 0 && (n = read(f->fd, buf, len)) < 0 &&
+	       io_again(f, GB_READ, deadline, &n))
+		n = 0;
+	return n;
 }
 
 /* A socket is written with sendmsg(MSG_NOSIGNAL), so a vanished peer is
@@ -201,26 +205,15 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 ssize_t gb_fd_writev(gb_fd *f, const struct iovec *iov, int iovcnt,
                      int64_t deadline)
 {
-	int rc = gb_io_checkpoint();
+	ssize_t n = gb_io_checkpoint();
 
-	if (rc)
-		return rc;
-	for (;;) {
-		ssize_t n = writev_some(f, iov, iovcnt);
-
-		if (n >= 0) {
-			if ((size_t)n < iov_total(iov, iovcnt))
-				gb_fd_unready(f, GB_WRITE);
-			return n;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
+	while (n == 0 && (n = writev_some(f, iov, iovcnt)) < 0 &&
+	       io_again(f, GB_WRITE, deadline, &n))
+		n = 0;
+	/* A partial write filled the socket: the next one would fail. */
+	if (n >= 0 && (size_t)n < iov_total(iov, iovcnt))
 		gb_fd_unready(f, GB_WRITE);
-		if ((rc = gb_fd_wait(f, GB_WRITE, deadline)) != 0)
-			return rc;
-	}
+	return n;
 }
 
 ssize_t gb_fd_write(gb_fd *f, const void *buf, size_t len, int64_t deadline)

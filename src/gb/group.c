@@ -63,7 +63,9 @@ int gb_spawn(gb_group *g, gb_fn fn, void *arg, const gb_spawn_opts *opts,
 		return -EINVAL;
 	/* A group opened by a cancelled owner (outside any shield) is
 	 * cancelled from birth, and so are its children. */
-	if (!g->cancelled && gb__scope_check(g->owner, &g->scope, NULL))
+	gb_task *o = g->owner;
+	if (!g->cancelled && (o->cancelled | o->scopes_timed | o->scopes_cancelled) &&
+	    gb__scope_check(o, &g->scope, NULL))
 		gb_group_cancel(g);
 	gb_task *t = gb__task_new(g, fn, arg, opts, &err);
 	if (!t)

@@ -184,7 +184,10 @@ static void arm_timer(gb_task *t, int64_t deadline)
  * must end now. */
 static int wait_deadline(gb_task *t, int64_t *deadline)
 {
-	int rc = gb__scope_check(t, t->scope, deadline);
+	int rc = 0;
+
+	if (t->cancelled | t->scopes_timed | t->scopes_cancelled)
+		rc = gb__scope_check(t, t->scope, deadline);
 
 	if (rc == 0 && *deadline != GB_NEVER && gb_now() >= *deadline)
 		rc = -ETIMEDOUT;
@@ -209,7 +212,8 @@ int gb__block(int64_t deadline, void (*detach)(gb_task *))
 			detach(t);
 			return rc;
 		}
-		arm_timer(t, dl);
+		if (dl != GB_NEVER || t->timer_armed)
+			arm_timer(t, dl);
 	}
 	t->wait_deadline = deadline;
 	t->detach = detach;

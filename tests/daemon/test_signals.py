@@ -264,6 +264,23 @@ def test_sighup_during_drain_ignored():
     eq(d.wait_exit(timeout=4), 0, "exit status")
 
 
+def test_reload_moves_port_to_overlapping_address():
+    # 127.0.0.1:P becomes *:P: the old socket must be closed before the new
+    # one binds the same port, or the reload would leave nothing listening.
+    # Regression: listeners used to be opened before the removed ones
+    # were closed.
+    port = harness.free_port()
+    d = Daemon(server={"listen": "127.0.0.1:%d" % port})
+    eq(d.port, port, "first port")
+    mark = d.mark()
+    d.write_conf(conf_text(server={"listen": "*:%d" % port}))
+    d.signal(signal.SIGHUP)
+    d.wait_log(r"server serving asynchronously at .*:%d$" % port, since=mark)
+    d.no_log(r"cannot listen", since=mark)
+    c = d.connect(port=port)
+    c.expect(b"Welcome to the server pal!\n")
+
+
 if __name__ == "__main__":
     harness.main([
         test_reload_good_file,
@@ -274,4 +291,5 @@ if __name__ == "__main__":
         test_sigint_drains_then_exits_zero,
         test_second_sigint_exits_130,
         test_sighup_during_drain_ignored,
+        test_reload_moves_port_to_overlapping_address,
     ])
