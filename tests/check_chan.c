@@ -42,35 +42,10 @@ static void reset(void)
 	ch = NULL;
 }
 
-static int64_t deadline_of(int id)
-{
-	return dls[id] ? gb_after(GB_MSEC(dls[id])) : GB_NEVER;
-}
-
-/* Lets every runnable task run until it blocks or ends. */
-static void settle(void)
-{
-	for (int k = 0; k < 10; k++)
-		ck_assert_int_eq(gb_yield(), 0);
-}
-
 static void spawn_ids(gb_group *g, gb_fn fn, int from, int to)
 {
 	for (int id = from; id <= to; id++)
 		hs[id] = tu_spawn(g, fn, (void *)(intptr_t)id);
-}
-
-/* Waits (bounded) for g's tasks, closes g and drops the handles. */
-static int finish(gb_group *g)
-{
-	ck_assert_int_eq(gb_group_wait(g, gb_after(GB_SEC(5))), 0);
-	int rc = gb_group_close(g);
-	for (int i = 0; i < NT; i++)
-		if (hs[i]) {
-			gb_task_release(hs[i]);
-			hs[i] = NULL;
-		}
-	return rc;
 }
 
 static gb_chan *open_chan(size_t isz, size_t cap)
@@ -97,7 +72,7 @@ static int sender(void *arg)
 	int64_t t0 = gb_now();
 
 	tu_log_add(&lg, id);
-	rcs[id] = gb_chan_send(ch, &v, deadline_of(id));
+	rcs[id] = gb_chan_send(ch, &v, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	tu_log_add(&lg, (rcs[id] == 0 ? 10 : 30) + id);
 	return 0;
@@ -111,7 +86,7 @@ static int receiver(void *arg)
 	int64_t t0 = gb_now();
 
 	tu_log_add(&lg, id);
-	rcs[id] = gb_chan_recv(ch, &v, deadline_of(id));
+	rcs[id] = gb_chan_recv(ch, &v, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	vals[id] = v;
 	if (rcs[id] != 0)
@@ -120,10 +95,37 @@ static int receiver(void *arg)
 	return 0;
 }
 
-static void took_about(int id, int64_t ms)
+/* Queues 100, 101, ... into the first cap slots of ch. */
+static void fill_ring(size_t cap)
 {
-	ck_assert_int_ge(took[id], ms);
-	ck_assert_int_le(took[id], ms + tu_slack_ms(100));
+	for (int v = 100; v < 100 + (int)cap; v++)
+		ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
+}
+
+/* Takes back what fill_ring(cap) queued, checking the order. */
+static void drain_ring(size_t cap)
+{
+	for (int v = 100; v < 100 + (int)cap; v++)
+		ck_assert_int_eq(recv_int(ch, GB_NEVER), v);
+}
+
+/* Senders 1..3 will send their own id. */
+static void number_senders(void)
+{
+	for (int i = 1; i <= 3; i++)
+		vals[i] = i;
+}
+
+/* Spawns fn for ids 1..3, lets them block on ch, cancels task c and
+ * checks that only it failed, with -ECANCELED. */
+static void cancel_one_of_three(gb_group *g, gb_fn fn, int c)
+{
+	spawn_ids(g, fn, 1, 3);
+	tu_settle();
+	gb_cancel(hs[c]);
+	tu_settle();
+	TU_LOG_EQ(&lg, 1, 2, 3, 30 + c);
+	ck_assert_int_eq(rcs[c], -ECANCELED);
 }
 
 /* ============================================================ basics */
@@ -144,14 +146,14 @@ static int fifo_main(void *arg)
 
 	vals[1] = 4;
 	spawn_ids(g, sender, 1, 1);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(20))), 0);
 	TU_LOG_EQ(&lg, 1);   /* the 4th send blocks while full */
 	ck_assert_int_eq(rcs[1], PENDING);
 	ck_assert_uint_eq(gb_chan_len(ch), 3);
 
 	ck_assert_int_eq(recv_int(ch, GB_NEVER), 1);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 11);   /* a recv made room: it went through */
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_uint_eq(gb_chan_len(ch), 3);
@@ -160,7 +162,7 @@ static int fifo_main(void *arg)
 		ck_assert_uint_eq(gb_chan_len(ch), (size_t)(4 - want));
 	}
 	ck_assert_int_eq(gb_chan_try_recv(ch, &v), -EAGAIN);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	gb_chan_free(ch);
 	return rc;
 }
@@ -265,7 +267,7 @@ static int struct_main(void *arg)
 	ch = open_chan(sizeof(struct rec), cap);
 	/* The producer fills the ring and then waits with its item. */
 	tu_go(g, rec_producer, (void *)(intptr_t)12);
-	settle();
+	tu_settle();
 	ck_assert_uint_eq(gb_chan_len(ch), cap);
 	for (uint64_t i = 0; i < 6; i++)
 		recv_rec_checked(i, GB_NEVER);
@@ -343,7 +345,7 @@ static int rendezvous_main(void *arg)
 	TU_LOG_EQ(&lg, 1);
 	ck_assert_uint_eq(gb_chan_len(ch), 0);
 	ck_assert_int_eq(recv_int(ch, gb_now()), 7);   /* no wait needed */
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 11);
 	ck_assert_int_eq(rcs[1], 0);
 
@@ -354,7 +356,7 @@ static int rendezvous_main(void *arg)
 	v = 9;
 	ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
 	ck_assert_uint_eq(gb_chan_len(ch), 0);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 11, 2, 12);
 	ck_assert_int_eq(vals[2], 9);
 
@@ -364,11 +366,11 @@ static int rendezvous_main(void *arg)
 	v = 11;
 	ck_assert_int_eq(gb_chan_send(ch, &v, gb_after(GB_SEC(2))), 0);
 	ck_assert_int_ge(tu_ms_since(t0), 20);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 11, 2, 12, 3, 13);
 	ck_assert_int_eq(vals[3], 11);
 	ck_assert_uint_eq(gb_chan_len(ch), 0);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	gb_chan_free(ch);
 	return rc;
 }
@@ -455,32 +457,36 @@ START_TEST(test_chan_close_drains_then_epipe)
 }
 END_TEST
 
+/* Spawns fn for ids 1..3, lets them block on ch, closes ch and checks
+ * that all three fail with -EPIPE at once, in FIFO order. */
+static void close_wakes_three(gb_group *g, gb_fn fn)
+{
+	spawn_ids(g, fn, 1, 3);
+	tu_settle();
+	TU_LOG_EQ(&lg, 1, 2, 3);
+	int64_t t0 = gb_now();
+	gb_chan_close(ch);
+	tu_settle();
+	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(20));
+	TU_LOG_EQ(&lg, 1, 2, 3, 31, 32, 33);
+	for (int i = 1; i <= 3; i++)
+		ck_assert_int_eq(rcs[i], -EPIPE);
+}
+
 static int close_senders_main(void *arg)
 {
 	size_t cap = *(const size_t *)arg;
 	gb_group *g = tu_group();
 	ch = open_chan(sizeof(int), cap);
-	for (int v = 100; v < 100 + (int)cap; v++)
-		ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
-	for (int i = 1; i <= 3; i++)
-		vals[i] = i;
-	spawn_ids(g, sender, 1, 3);
-	settle();
-	TU_LOG_EQ(&lg, 1, 2, 3);
-	int64_t t0 = gb_now();
-	gb_chan_close(ch);
-	settle();
-	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(20));
-	TU_LOG_EQ(&lg, 1, 2, 3, 31, 32, 33);
-	for (int i = 1; i <= 3; i++)
-		ck_assert_int_eq(rcs[i], -EPIPE);
+	fill_ring(cap);
+	number_senders();
+	close_wakes_three(g, sender);
 	/* Only what was queued before the close comes out. */
 	ck_assert_uint_eq(gb_chan_len(ch), cap);
-	for (int v = 100; v < 100 + (int)cap; v++)
-		ck_assert_int_eq(recv_int(ch, GB_NEVER), v);
+	drain_ring(cap);
 	int v = -3;
 	ck_assert_int_eq(gb_chan_recv(ch, &v, GB_NEVER), -EPIPE);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	gb_chan_free(ch);
 	return rc;
 }
@@ -500,19 +506,10 @@ static int close_receivers_main(void *arg)
 	size_t cap = *(const size_t *)arg;
 	gb_group *g = tu_group();
 	ch = open_chan(sizeof(int), cap);
-	spawn_ids(g, receiver, 1, 3);
-	settle();
-	TU_LOG_EQ(&lg, 1, 2, 3);
-	int64_t t0 = gb_now();
-	gb_chan_close(ch);
-	settle();
-	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(20));
-	TU_LOG_EQ(&lg, 1, 2, 3, 31, 32, 33);
-	for (int i = 1; i <= 3; i++)
-		ck_assert_int_eq(rcs[i], -EPIPE);
+	close_wakes_three(g, receiver);
 	/* And receivers that come later too. */
 	spawn_ids(g, receiver, 4, 4);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	ck_assert_int_eq(rcs[4], -EPIPE);
 	gb_chan_free(ch);
 	return rc;
@@ -533,27 +530,24 @@ static int deadline_main(void *arg)
 	size_t cap = *(const size_t *)arg;
 	gb_group *g = tu_group();
 	ch = open_chan(sizeof(int), cap);
-	for (int v = 100; v < 100 + (int)cap; v++)
-		ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
+	fill_ring(cap);
 
 	/* Senders on a full channel: the middle one times out. */
-	for (int i = 1; i <= 3; i++)
-		vals[i] = i;
+	number_senders();
 	dls[2] = 30;
 	spawn_ids(g, sender, 1, 3);
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32);
 	ck_assert_int_eq(rcs[2], -ETIMEDOUT);
-	took_about(2, 30);
+	tu_took_about(took[2], 30);
 	ck_assert_uint_eq(gb_chan_len(ch), cap);
 	/* Its item never shows up. */
-	for (int v = 100; v < 100 + (int)cap; v++)
-		ck_assert_int_eq(recv_int(ch, GB_NEVER), v);
+	drain_ring(cap);
 	ck_assert_int_eq(recv_int(ch, GB_NEVER), 1);
 	ck_assert_int_eq(recv_int(ch, GB_NEVER), 3);
 	int v = -5;
 	ck_assert_int_eq(gb_chan_try_recv(ch, &v), -EAGAIN);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_int_eq(rcs[3], 0);
 
@@ -565,11 +559,11 @@ static int deadline_main(void *arg)
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 5, 6, 7, 36);
 	ck_assert_int_eq(rcs[6], -ETIMEDOUT);
-	took_about(6, 30);
+	tu_took_about(took[6], 30);
 	/* Two go to the live receivers; with a ring a third is queued. */
 	for (v = 50; v <= (cap ? 52 : 51); v++)
 		ck_assert_int_eq(gb_chan_send(ch, &v, gb_after(GB_SEC(1))), 0);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(vals[5], 50);
 	ck_assert_int_eq(vals[7], 51);
 	ck_assert_int_eq(vals[6], -7);
@@ -583,7 +577,7 @@ static int deadline_main(void *arg)
 	ck_assert_int_eq(gb_chan_recv(ch, &v, gb_after(GB_MSEC(20))), -ETIMEDOUT);
 	ck_assert_int_eq(v, -9);
 	ck_assert_int_ge(tu_ms_since(t0), 20);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	gb_chan_free(ch);
 	return rc;
 }
@@ -637,14 +631,8 @@ static int cancel_sender_main(void *arg)
 	int v = 100;
 	if (cap)
 		ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
-	for (int i = 1; i <= 3; i++)
-		vals[i] = i;
-	spawn_ids(g, sender, 1, 3);
-	settle();
-	gb_cancel(hs[c]);
-	settle();
-	TU_LOG_EQ(&lg, 1, 2, 3, 30 + c);
-	ck_assert_int_eq(rcs[c], -ECANCELED);
+	number_senders();
+	cancel_one_of_three(g, sender, c);
 	ck_assert_uint_eq(gb_chan_len(ch), cap);
 	if (cap)
 		ck_assert_int_eq(recv_int(ch, GB_NEVER), 100);
@@ -654,7 +642,7 @@ static int cancel_sender_main(void *arg)
 	v = -1;
 	ck_assert_int_eq(gb_chan_try_recv(ch, &v), -EAGAIN);
 	ck_assert_int_eq(v, -1);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	for (int i = 1; i <= 3; i++)
 		if (i != c)
 			ck_assert_int_eq(rcs[i], 0);
@@ -680,12 +668,7 @@ static int cancel_receiver_main(void *arg)
 	int c = 1 + which % 3;
 	gb_group *g = tu_group();
 	ch = open_chan(sizeof(int), cap);
-	spawn_ids(g, receiver, 1, 3);
-	settle();
-	gb_cancel(hs[c]);
-	settle();
-	TU_LOG_EQ(&lg, 1, 2, 3, 30 + c);
-	ck_assert_int_eq(rcs[c], -ECANCELED);
+	cancel_one_of_three(g, receiver, c);
 	ck_assert_int_eq(vals[c], -7);
 	/* Two items for the two live receivers, in their order. */
 	int v = 10;
@@ -700,7 +683,7 @@ static int cancel_receiver_main(void *arg)
 	} else {
 		ck_assert_int_eq(gb_chan_try_send(ch, &v), -EAGAIN);
 	}
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	int want = 10;
 	for (int i = 1; i <= 3; i++)
 		if (i != c) {
@@ -731,13 +714,13 @@ static int handoff_cancel_main(void *arg)
 
 	/* Receiver 1 is handed an item, then cancelled before it runs. */
 	spawn_ids(g, receiver, 1, 2);
-	settle();
+	tu_settle();
 	int v = 41;
 	ck_assert_int_eq(gb_chan_try_send(ch, &v), 0);
 	gb_cancel(hs[1]);
 	v = 42;
 	int rc42 = gb_chan_send(ch, &v, gb_after(GB_MSEC(100)));
-	settle();
+	tu_settle();
 	/* What the receivers got is exactly what was sent with 0: 41
 	 * (whoever has it) and 42 if its send succeeded. */
 	int got41 = 0, got42 = 0;
@@ -757,12 +740,12 @@ static int handoff_cancel_main(void *arg)
 	 * its result must say the item went out. */
 	vals[3] = 43;
 	spawn_ids(g, sender, 3, 3);
-	settle();
+	tu_settle();
 	v = -1;
 	ck_assert_int_eq(gb_chan_try_recv(ch, &v), 0);
 	ck_assert_int_eq(v, 43);
 	gb_cancel(hs[3]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	ck_assert_int_eq(rcs[3], 0);
 	gb_chan_free(ch);
 	return rc;
@@ -812,11 +795,11 @@ static int cancelled_main(void *arg)
 	gb_group *g = tu_group();
 	dls[1] = 100;
 	spawn_ids(g, receiver, 1, 1);
-	settle();
+	tu_settle();
 	tu_go(g, cancelled_chan_calls, cs);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(rcs[0], 0);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	ck_assert_int_eq(rcs[1], -ETIMEDOUT);   /* it never got anything */
 	ck_assert_int_eq(recv_int(cs[0], GB_NEVER), 5);
 	ck_assert_int_eq(gb_chan_try_recv(cs[0], &v), -EAGAIN);

@@ -16,15 +16,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Waits for every task of g to end by itself (gb_group_close alone would
- * cancel them), then closes g. */
-static int join(gb_group *g)
-{
-	int rc = gb_group_wait(g, gb_after(GB_SEC(10)));
-	int crc = gb_group_close(g);
-	return rc ? rc : crc;
-}
-
 static void mk_pair(int sv[2])
 {
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -208,7 +199,7 @@ static int rw_main(void *arg)
 		return c->rc;
 	gb_spawn(g, io_task_fn, &c->rd, NULL, NULL);
 	gb_spawn(g, delayed_writer, &c->wr, NULL, NULL);
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	c->close_rc[0] = gb_fd_close(a, 1);
 	c->close_rc[1] = gb_fd_close(b, 1);
 	return 0;
@@ -302,6 +293,18 @@ struct two_ctx {
 
 static char big[4096];
 
+/* A read of f, or a write of all of big to f, with a 5 s deadline. */
+static struct io_task read_task(gb_fd *f)
+{
+	return (struct io_task){ .f = f, .op = OP_READ, .deadline = gb_after(GB_SEC(5)) };
+}
+
+static struct io_task write_big_task(gb_fd *f)
+{
+	return (struct io_task){ .f = f, .op = OP_WRITE, .deadline = gb_after(GB_SEC(5)),
+	                         .data = big, .len = sizeof big };
+}
+
 static int two_main(void *arg)
 {
 	struct two_ctx *c = arg;
@@ -310,9 +313,8 @@ static int two_main(void *arg)
 	if (gb_fd_open(&f, c->sv[0]) != 0)
 		return -1;
 	c->filled = fill_socket(c->sv[0]);
-	c->rd = (struct io_task){ .f = f, .op = OP_READ, .deadline = gb_after(GB_SEC(5)) };
-	c->wr = (struct io_task){ .f = f, .op = OP_WRITE, .deadline = gb_after(GB_SEC(5)),
-	                          .data = big, .len = sizeof big };
+	c->rd = read_task(f);
+	c->wr = write_big_task(f);
 	c->rd2 = (struct io_task){ .f = f, .op = OP_WAIT_READ, .deadline = gb_after(GB_SEC(1)) };
 	if ((c->rc = gb_group_open(&g)) != 0)
 		return c->rc;
@@ -329,7 +331,7 @@ static int two_main(void *arg)
 	if (write(c->sv[1], "ping", 4) != 4)
 		c->rc = -2;
 	c->drained = drain_socket(c->sv[1]);
-	int rc = join(g);
+	int rc = tu_join(g);
 	if (c->rc == 0)
 		c->rc = rc;
 	gb_fd_close(f, 1);
@@ -435,12 +437,12 @@ static int cancel_main(void *arg)
 	gb_group *g;
 	if (gb_fd_open(&f, c->sv[0]) != 0)
 		return -1;
-	c->rd = (struct io_task){ .f = f, .op = OP_READ, .deadline = gb_after(GB_SEC(5)) };
+	c->rd = read_task(f);
 	if ((c->rc = gb_group_open(&g)) != 0)
 		return c->rc;
 	gb_spawn(g, io_task_fn, &c->rd, NULL, &c->reader);
 	gb_spawn(g, canceller, c, NULL, NULL);
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	gb_task_release(c->reader);
 	gb_fd_close(f, 1);
 	close(c->sv[1]);
@@ -481,9 +483,8 @@ static int close_main(void *arg)
 	if (gb_fd_open(&f, c->sv[0]) != 0)
 		return -1;
 	c->filled = fill_socket(c->sv[0]);
-	c->rd = (struct io_task){ .f = f, .op = OP_READ, .deadline = gb_after(GB_SEC(5)) };
-	c->wr = (struct io_task){ .f = f, .op = OP_WRITE, .deadline = gb_after(GB_SEC(5)),
-	                          .data = big, .len = sizeof big };
+	c->rd = read_task(f);
+	c->wr = write_big_task(f);
 	if ((c->rc = gb_group_open(&g)) != 0)
 		return c->rc;
 	gb_spawn(g, io_task_fn, &c->rd, NULL, NULL);
@@ -491,7 +492,7 @@ static int close_main(void *arg)
 	gb_sleep(gb_after(GB_MSEC(10)));
 	c->close_rc = gb_fd_close(f, 1);
 	c->fd_still_open = fcntl(c->sv[0], F_GETFD) != -1;
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	close(c->sv[1]);
 	return 0;
 }
@@ -648,65 +649,75 @@ END_TEST
 
 /* ------------------------------------------------------------ EOF, EPIPE */
 
-struct eof_ctx {
+/* One read (OP_READ) or write (OP_WRITE) on sv[0] while the peer sv[1]
+ * goes away: closed before the call (close_first), or 10 ms into a wait
+ * (for a write, after filling the socket so that it blocks). */
+struct peer_ctx {
 	int sv[2];
-	int mode;            /* 0: peer closes while reader waits; 1: before */
-	struct io_task rd;
+	int op;
+	int close_first;
+	long filled;
+	struct io_task io;
 	int rc;
 };
 
 static int close_peer_later(void *arg)
 {
-	struct eof_ctx *c = arg;
+	struct peer_ctx *c = arg;
 	gb_sleep(gb_after(GB_MSEC(10)));
 	close(c->sv[1]);
 	return 0;
 }
 
-static int eof_main(void *arg)
+static int peer_main(void *arg)
 {
-	struct eof_ctx *c = arg;
+	struct peer_ctx *c = arg;
 	gb_fd *f;
 	gb_group *g;
 	if (gb_fd_open(&f, c->sv[0]) != 0)
 		return -1;
-	if (c->mode == 1)
+	if (c->close_first)
 		close(c->sv[1]);
-	c->rd = (struct io_task){ .f = f, .op = OP_READ, .deadline = gb_after(GB_SEC(5)) };
+	else if (c->op == OP_WRITE)
+		c->filled = fill_socket(c->sv[0]);
+	c->io = c->op == OP_WRITE ? write_big_task(f) : read_task(f);
 	if ((c->rc = gb_group_open(&g)) != 0)
 		return c->rc;
-	gb_spawn(g, io_task_fn, &c->rd, NULL, NULL);
-	if (c->mode == 0)
+	gb_spawn(g, io_task_fn, &c->io, NULL, NULL);
+	if (!c->close_first)
 		gb_spawn(g, close_peer_later, c, NULL, NULL);
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	gb_fd_close(f, 1);
 	return 0;
 }
 
+/* Runs peer_main on a fresh socket pair and checks that it went through. */
+static void run_peer(struct peer_ctx *c, int op, int close_first)
+{
+	memset(c, 0, sizeof *c);
+	mk_pair(c->sv);
+	c->op = op;
+	c->close_first = close_first;
+	TU_RUN(peer_main, c, 0);
+	ck_assert_int_eq(c->rc, 0);
+}
+
 START_TEST(test_eof_while_waiting)
 {
-	struct eof_ctx c;
-	memset(&c, 0, sizeof c);
-	mk_pair(c.sv);
-	c.mode = 0;
-	TU_RUN(eof_main, &c, 0);
-	ck_assert_int_eq(c.rc, 0);
-	ck_assert(c.rd.done);
-	ck_assert_int_eq(c.rd.res, 0);
-	ck_assert_int_ge(c.rd.t_end - c.rd.t_start, GB_MSEC(10));
+	struct peer_ctx c;
+	run_peer(&c, OP_READ, 0);
+	ck_assert(c.io.done);
+	ck_assert_int_eq(c.io.res, 0);
+	ck_assert_int_ge(c.io.t_end - c.io.t_start, GB_MSEC(10));
 }
 END_TEST
 
 START_TEST(test_eof_already)
 {
-	struct eof_ctx c;
-	memset(&c, 0, sizeof c);
-	mk_pair(c.sv);
-	c.mode = 1;
-	TU_RUN(eof_main, &c, 0);
-	ck_assert_int_eq(c.rc, 0);
-	ck_assert(c.rd.done);
-	ck_assert_int_eq(c.rd.res, 0);
+	struct peer_ctx c;
+	run_peer(&c, OP_READ, 1);
+	ck_assert(c.io.done);
+	ck_assert_int_eq(c.io.res, 0);
 }
 END_TEST
 
@@ -743,73 +754,26 @@ START_TEST(test_data_and_eof_together)
 }
 END_TEST
 
-struct pipe_ctx {
-	int sv[2];
-	int mode;            /* 0: peer closed before; 1: writer blocked, then peer closes */
-	long filled;
-	struct io_task wr;
-	int rc;
-};
-
-static int pipe_close_peer_later(void *arg)
-{
-	struct pipe_ctx *c = arg;
-	gb_sleep(gb_after(GB_MSEC(10)));
-	close(c->sv[1]);
-	return 0;
-}
-
-static int pipe_main(void *arg)
-{
-	struct pipe_ctx *c = arg;
-	gb_fd *f;
-	gb_group *g;
-	if (gb_fd_open(&f, c->sv[0]) != 0)
-		return -1;
-	if (c->mode == 0)
-		close(c->sv[1]);
-	else
-		c->filled = fill_socket(c->sv[0]);
-	c->wr = (struct io_task){ .f = f, .op = OP_WRITE, .deadline = gb_after(GB_SEC(5)),
-	                          .data = big, .len = sizeof big };
-	if ((c->rc = gb_group_open(&g)) != 0)
-		return c->rc;
-	gb_spawn(g, io_task_fn, &c->wr, NULL, NULL);
-	if (c->mode == 1)
-		gb_spawn(g, pipe_close_peer_later, c, NULL, NULL);
-	c->rc = join(g);
-	gb_fd_close(f, 1);
-	return 0;
-}
-
 /* SIGPIPE is deliberately left at its default action: if gb_fd_write lets
  * write(2) raise it, check reports this test as killed by signal 13. */
 START_TEST(test_epipe_peer_closed)
 {
-	struct pipe_ctx c;
-	memset(&c, 0, sizeof c);
-	mk_pair(c.sv);
-	c.mode = 0;
-	TU_RUN(pipe_main, &c, 0);
-	ck_assert_int_eq(c.rc, 0);
-	ck_assert(c.wr.done);
-	ck_assert_int_eq(c.wr.res, -EPIPE);
+	struct peer_ctx c;
+	run_peer(&c, OP_WRITE, 1);
+	ck_assert(c.io.done);
+	ck_assert_int_eq(c.io.res, -EPIPE);
 }
 END_TEST
 
 START_TEST(test_epipe_while_waiting)
 {
-	struct pipe_ctx c;
-	memset(&c, 0, sizeof c);
-	mk_pair(c.sv);
-	c.mode = 1;
-	TU_RUN(pipe_main, &c, 0);
-	ck_assert_int_eq(c.rc, 0);
+	struct peer_ctx c;
+	run_peer(&c, OP_WRITE, 0);
 	ck_assert_int_gt(c.filled, 0);
-	ck_assert(c.wr.done);
-	ck_assert_int_eq(c.wr.res, -EPIPE);
-	ck_assert_int_ge(c.wr.t_end - c.wr.t_start, GB_MSEC(10));
-	ck_assert_int_lt(c.wr.t_end - c.wr.t_start, GB_SEC(1));
+	ck_assert(c.io.done);
+	ck_assert_int_eq(c.io.res, -EPIPE);
+	ck_assert_int_ge(c.io.t_end - c.io.t_start, GB_MSEC(10));
+	ck_assert_int_lt(c.io.t_end - c.io.t_start, GB_SEC(1));
 }
 END_TEST
 

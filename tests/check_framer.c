@@ -125,6 +125,22 @@ static void check_n(size_t max, const char *in, size_t len, const char *want)
 	}
 }
 
+/* One line of every byte from lo to hi - 1, in order, comes out whole. */
+static void check_byte_range(int lo, int hi)
+{
+	char in[256], want[512];
+	size_t n = 0;
+	int k;
+
+	for (int b = lo; b < hi; b++)
+		in[n++] = (char)b;
+	in[n++] = '\n';
+	k = snprintf(want, sizeof want, "L%zu:", n - 1);
+	memcpy(want + k, in, n - 1);
+	strcpy(want + k + n - 1, "|");
+	check_n(200, in, n, want);
+}
+
 #define CHECK(max, lit, want) check_n((max), (lit), sizeof(lit) - 1, (want))
 
 /* ------------------------------------------------------------- lines */
@@ -233,28 +249,11 @@ END_TEST
 /* Every byte from 0x80 up (0xff is IAC) passes: UTF-8 is untouched. */
 START_TEST(test_high_bytes_pass)
 {
-	char in[256], want[512];
-	size_t n = 0;
-	int k;
-
 	CHECK(100, "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\n",
 	      "L15:h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80|");
-	for (int b = 0x80; b < 0xff; b++)
-		in[n++] = (char)b;
-	in[n++] = '\n';
-	k = snprintf(want, sizeof want, "L%zu:", n - 1);
-	memcpy(want + k, in, n - 1);
-	strcpy(want + k + n - 1, "|");
-	check_n(200, in, n, want);
+	check_byte_range(0x80, 0xff);
 	/* Printable ASCII too. */
-	n = 0;
-	for (int b = 0x20; b < 0x7f; b++)
-		in[n++] = (char)b;
-	in[n++] = '\n';
-	k = snprintf(want, sizeof want, "L%zu:", n - 1);
-	memcpy(want + k, in, n - 1);
-	strcpy(want + k + n - 1, "|");
-	check_n(200, in, n, want);
+	check_byte_range(0x20, 0x7f);
 }
 END_TEST
 

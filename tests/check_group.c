@@ -257,17 +257,24 @@ static int owner(void *arg)
 	return 0;
 }
 
-static int owner_cancel_main(void *arg)
+/* Spawns fn(arg) into a new group, cancels that task 10 ms later and
+ * checks that the group then closes cleanly within 50 ms. */
+static void spawn_then_cancel(gb_fn fn, void *arg)
 {
-	(void)arg;
 	gb_group *g = tu_group();
-	gb_task *h = tu_spawn(g, owner, NULL);
+	gb_task *h = tu_spawn(g, fn, arg);
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(10))), 0);
 	int64_t t0 = gb_now();
 	gb_cancel(h);
 	ck_assert_int_eq(gb_group_close(g), 0);
 	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(50));
 	gb_task_release(h);
+}
+
+static int owner_cancel_main(void *arg)
+{
+	(void)arg;
+	spawn_then_cancel(owner, NULL);
 	return 0;
 }
 
@@ -310,14 +317,7 @@ static int level(void *arg)
 static int nested_cancel_main(void *arg)
 {
 	(void)arg;
-	gb_group *g = tu_group();
-	gb_task *h = tu_spawn(g, level, (void *)3);
-	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(10))), 0);
-	int64_t t0 = gb_now();
-	gb_cancel(h);
-	ck_assert_int_eq(gb_group_close(g), 0);
-	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(50));
-	gb_task_release(h);
+	spawn_then_cancel(level, (void *)3);
 	return 0;
 }
 

@@ -365,6 +365,15 @@ START_TEST(test_set_get_level)
 }
 END_TEST
 
+/* Starts capturing the log's output, on stderr (not the journal), at
+ * level lv. */
+static void capture_at(struct capture *cap, int lv)
+{
+	unsetenv("JOURNAL_STREAM");
+	capture_start(cap);
+	log_init(lv);
+}
+
 /* ----------------------------------------------------------- log_msg */
 
 START_TEST(test_msg_format)
@@ -372,9 +381,7 @@ START_TEST(test_msg_format)
 	struct capture cap;
 	char *lines[16];
 
-	unsetenv("JOURNAL_STREAM");
-	capture_start(&cap);
-	log_init(LOG_INFO);
+	capture_at(&cap, LOG_INFO);
 	time_t t0 = time(NULL);
 	log_info("Echo server serving asynchronously at %s:%d", "0.0.0.0",
 	         25000);
@@ -414,9 +421,7 @@ START_TEST(test_msg_filter)
 	struct capture cap;
 	char *lines[16];
 
-	unsetenv("JOURNAL_STREAM");
-	capture_start(&cap);
-	log_init(LOG_INFO);
+	capture_at(&cap, LOG_INFO);
 	log_debug("hidden %d", 1);
 	log_msg(LOG_DEBUG, "hidden %d", 2);
 	log_info("shown %d", 3);
@@ -453,9 +458,7 @@ START_TEST(test_debug_args_not_evaluated)
 {
 	struct capture cap;
 
-	unsetenv("JOURNAL_STREAM");
-	capture_start(&cap);
-	log_init(LOG_INFO);
+	capture_at(&cap, LOG_INFO);
 	evaluated = 0;
 	log_debug("x %d", side_effect());
 	ck_assert_int_eq(evaluated, 0);
@@ -533,9 +536,7 @@ START_TEST(test_msg_with_escape)
 	struct capture cap;
 	char esc[64];
 
-	unsetenv("JOURNAL_STREAM");
-	capture_start(&cap);
-	log_init(LOG_DEBUG);
+	capture_at(&cap, LOG_DEBUG);
 	log_escape(esc, sizeof esc, "hello\n", 6);
 	log_debug("Got: '%s' from %s", esc, "127.0.0.1:54321");
 	log_init(LOG_INFO);

@@ -29,15 +29,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Waits for every task of g to end by itself (gb_group_close alone would
- * cancel them), then closes g. */
-static int join(gb_group *g)
-{
-	int rc = gb_group_wait(g, gb_after(GB_SEC(10)));
-	int crc = gb_group_close(g);
-	return rc ? rc : crc;
-}
-
 static struct sockaddr_in lo4(uint16_t port)
 {
 	struct sockaddr_in sin;
@@ -694,7 +685,7 @@ static int echo_main(void *arg)
 	g = tu_group();
 	tu_go(g, echo_server, c);
 	tu_go(g, echo_client, c);
-	c->grc = join(g);
+	c->grc = tu_join(g);
 	gb_sock_close(c->ls);
 	return 0;
 }
@@ -1015,7 +1006,7 @@ static int pw_main(void *arg)
 	g = tu_group();
 	tu_go(g, pw_send_fn, &ps);
 	tu_go(g, reader_fn, &c->rd);
-	c->grc = join(g);
+	c->grc = tu_join(g);
 	c->ms = tu_ms_since(t0);
 	gb_sock_close(a);
 	gb_sock_close(b);
@@ -1242,7 +1233,7 @@ static int sdl_main(void *arg)
 	                         .deadline = gb_after(GB_SEC(10)) };
 	g = tu_group();
 	tu_go(g, reader_fn, &c->rd);
-	c->grc = join(g);
+	c->grc = tu_join(g);
 	gb_sock_close(b);
 	return 0;
 }
@@ -1391,7 +1382,7 @@ static int cancel_main(void *arg)
 		close_fill(c->fill, c->nfill); /* frees room in the queue */
 		c->nfill = 0;
 	}
-	join(g);
+	tu_join(g);
 	gb_task_release(h);
 	if (c->op == OP_SEND_ALL) {
 		gb_sock_close(a);
@@ -1628,7 +1619,7 @@ static int cw_main(void *arg)
 		c->done_before_close |= c->w[i].done;
 	c->t_close = gb_now();
 	gb_sock_close(s);
-	join(g);
+	tu_join(g);
 	if (peer)
 		gb_sock_close(peer);
 	return 0;
@@ -1663,7 +1654,8 @@ struct eof_ctx {
 	ssize_t n_data;
 };
 
-static int eof_closer(void *arg)
+/* Closes the socket in arg after 30 ms. */
+static int close_later(void *arg)
 {
 	gb_sock *b = arg;
 
@@ -1684,10 +1676,10 @@ static int eof_main(void *arg)
 	write(gb_sock_fd(b), "tail", 4);
 	c->n_data = gb_sock_recv(a, c->buf, sizeof c->buf, gb_after(GB_SEC(5)));
 	g = tu_group();
-	tu_go(g, eof_closer, b);
+	tu_go(g, close_later, b);
 	/* blocked when the peer closes */
 	c->rc_wait = gb_sock_recv(a, c->buf, sizeof c->buf, gb_after(GB_SEC(5)));
-	join(g);
+	tu_join(g);
 	c->rc_again = gb_sock_recv(a, c->buf, sizeof c->buf, gb_after(GB_SEC(5)));
 	c->rc_line = gb_sock_recv_line(a, 16, &(const char *){ NULL },
 	                               gb_after(GB_SEC(5)));
@@ -1782,7 +1774,7 @@ static int half_main(void *arg)
 		}
 		c->cli_got += (size_t)n;
 	}
-	join(g);
+	tu_join(g);
 	gb_sock_close(e.cli);
 	return 0;
 }
@@ -1859,7 +1851,7 @@ static int rst_main(void *arg)
 	g = tu_group();
 	tu_go(g, rst_peer, &e);
 	tu_go(g, rst_writer, &e);
-	join(g);
+	tu_join(g);
 	gb_sock_close(e.w);
 	return 0;
 }
@@ -1932,15 +1924,6 @@ struct epipe_ctx {
 	size_t sent_gone, sent_waiting;
 };
 
-static int epipe_closer(void *arg)
-{
-	gb_sock *b = arg;
-
-	gb_sleep(gb_after(GB_MSEC(30)));
-	gb_sock_close(b);
-	return 0;
-}
-
 static int epipe_main(void *arg)
 {
 	struct epipe_ctx *c = arg;
@@ -1961,10 +1944,10 @@ static int epipe_main(void *arg)
 		return -1;
 	set_int_opt(gb_sock_fd(a), SOL_SOCKET, SO_SNDBUF, 4096);
 	g = tu_group();
-	tu_go(g, epipe_closer, b);
+	tu_go(g, close_later, b);
 	c->rc_waiting = gb_sock_send_all(a, big, BIG_LEN, &c->sent_waiting,
 	                                 gb_after(GB_SEC(5)));
-	join(g);
+	tu_join(g);
 	gb_sock_close(a);
 	return 0;
 }
@@ -2046,7 +2029,7 @@ static int lines_main(void *arg)
 		if (c->rc[i] < 0)
 			break;
 	}
-	join(g);
+	tu_join(g);
 	gb_sock_close(a);
 	gb_sock_close(b);
 	return 0;
@@ -2198,7 +2181,7 @@ static int exact_main(void *arg)
 	c->rc2 = gb_sock_recv_line(a, 8, &l, gb_after(GB_SEC(5)));
 	if (c->rc2 > 0)
 		memcpy(c->line2, l, (size_t)c->rc2);
-	join(g);
+	tu_join(g);
 	gb_sock_close(a);
 	gb_sock_close(b);
 	return 0;
@@ -2286,7 +2269,7 @@ static int longline_main(void *arg)
 	c->rc2 = gb_sock_recv_line(a, 20000, &l, gb_after(GB_SEC(5)));
 	if (c->rc2 > 0 && c->rc2 <= 8)
 		memcpy(c->second, l, (size_t)c->rc2);
-	join(g);
+	tu_join(g);
 	gb_sock_close(a);
 	gb_sock_close(b);
 	return 0;
@@ -2563,7 +2546,7 @@ static int emfile_main(void *arg)
 			c->nulls[c->nnull++] = fd;
 		else if (fd >= 0)
 			close(fd);
-		join(g);
+		tu_join(g);
 		goto out;
 	}
 
@@ -2581,7 +2564,7 @@ static int emfile_main(void *arg)
 			memcpy(c->reply, line, (size_t)c->cli_n);
 		gb_sock_close(cl);
 	}
-	join(g);
+	tu_join(g);
 out:
 	release_nulls(c, NULLS_MAX);
 	setrlimit(RLIMIT_NOFILE, &c->old);

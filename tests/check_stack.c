@@ -43,15 +43,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	return real_mmap(addr, len, prot, flags, fd, off);
 }
 
-/* Waits for every task of g to end by itself (gb_group_close alone would
- * cancel them), then closes g. */
-static int join(gb_group *g)
-{
-	int rc = gb_group_wait(g, gb_after(GB_SEC(10)));
-	int crc = gb_group_close(g);
-	return rc ? rc : crc;
-}
-
 /* ------------------------------------------------------------ recursion */
 
 #define FRAME 1024
@@ -92,7 +83,7 @@ static int overflow_main(void *arg)
 	if (gb_group_open(&g) != 0)
 		return -1;
 	gb_spawn(g, overflow_task, NULL, NULL, NULL);
-	join(g);
+	tu_join(g);
 	return 0;
 }
 
@@ -152,7 +143,7 @@ static int guard_main(void *arg)
 	if (gb_group_open(&g) != 0)
 		return -1;
 	gb_spawn(g, guard_task, arg, NULL, NULL);
-	return join(g);
+	return tu_join(g);
 }
 
 START_TEST(test_guard_page_mapped)
@@ -196,7 +187,7 @@ static int size_main(void *arg)
 		return -1;
 	c->spawn_rc = gb_spawn(g, size_task, c, &o, NULL);
 	c->group_size_after = gb_group_size(g);
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	return 0;
 }
 
@@ -290,7 +281,7 @@ static int pool_main(void *arg)
 	}
 	c->loop_mmaps = mmap_calls - m0;
 	c->maps_after = count_maps();
-	c->rc = join(g);
+	c->rc = tu_join(g);
 	return 0;
 }
 

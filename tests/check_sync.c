@@ -43,18 +43,6 @@ static void reset(void)
 	gb_cond_init(&cv);
 }
 
-static int64_t deadline_of(int id)
-{
-	return dls[id] ? gb_after(GB_MSEC(dls[id])) : GB_NEVER;
-}
-
-/* Lets every runnable task run until it blocks or ends. */
-static void settle(void)
-{
-	for (int k = 0; k < 10; k++)
-		ck_assert_int_eq(gb_yield(), 0);
-}
-
 /* Spawns fn for ids from..to, keeping handles in hs[]. */
 static void spawn_ids(gb_group *g, gb_fn fn, int from, int to)
 {
@@ -72,24 +60,15 @@ static uint64_t owner_id(void)
 	return o ? gb_task_id(o) : 0;
 }
 
-/* Waits (bounded) for g's tasks, closes g and drops the handles. */
-static int finish(gb_group *g)
+/* Holds lk (which the caller owns) over a few yields, logs 20 + id and
+ * gives it back. */
+static void hold_then_release(int id)
 {
-	ck_assert_int_eq(gb_group_wait(g, gb_after(GB_SEC(5))), 0);
-	int rc = gb_group_close(g);
-	for (int i = 0; i < NT; i++)
-		if (hs[i]) {
-			gb_task_release(hs[i]);
-			hs[i] = NULL;
-		}
-	return rc;
-}
-
-/* A timed-out call took at least ms and not much more. */
-static void took_about(int id, int64_t ms)
-{
-	ck_assert_int_ge(took[id], ms);
-	ck_assert_int_le(took[id], ms + tu_slack_ms(100));
+	for (int k = 0; k < 3; k++)
+		(void)gb_yield();   /* -ECANCELED if cancelled since: fine */
+	ck_assert_ptr_eq(gb_lock_owner(&lk), gb_self());
+	tu_log_add(&lg, 20 + id);
+	ck_assert_int_eq(gb_lock_release(&lk), 0);
 }
 
 /* ================================================================ event */
@@ -100,7 +79,7 @@ static int event_waiter(void *arg)
 	int64_t t0 = gb_now();
 
 	tu_log_add(&lg, id);
-	rcs[id] = gb_event_wait(&ev, deadline_of(id));
+	rcs[id] = gb_event_wait(&ev, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	tu_log_add(&lg, (rcs[id] == 0 ? 10 : 30) + id);
 	return 0;
@@ -111,7 +90,7 @@ static int ev_block_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, event_waiter, 1, 3);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(20))), 0);
 	TU_LOG_EQ(&lg, 1, 2, 3);
 	for (int i = 1; i <= 3; i++)
@@ -120,7 +99,7 @@ static int ev_block_main(void *arg)
 	gb_event_set(&ev);
 	ck_assert_int_eq(gb_event_is_set(&ev), 1);
 	tu_log_add(&lg, 0);   /* setting does not yield */
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 0, 11, 12, 13);
 	for (int i = 1; i <= 3; i++)
 		ck_assert_int_eq(rcs[i], 0);
@@ -141,21 +120,21 @@ static int ev_setclear_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, event_waiter, 1, 3);
-	settle();
+	tu_settle();
 	gb_event_set(&ev);
 	gb_event_clear(&ev);
 	ck_assert_int_eq(gb_event_is_set(&ev), 0);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 11, 12, 13);
 	/* Once cleared, a new wait blocks again. */
 	dls[4] = 30;
 	spawn_ids(g, event_waiter, 4, 4);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 11, 12, 13, 4, 34);
 	for (int i = 1; i <= 3; i++)
 		ck_assert_int_eq(rcs[i], 0);
 	ck_assert_int_eq(rcs[4], -ETIMEDOUT);
-	took_about(4, 30);
+	tu_took_about(took[4], 30);
 	return rc;
 }
 
@@ -197,7 +176,7 @@ static int ev_at_once_main(void *arg)
 	gb_event_set(&ev);
 	gb_event_set(&ev);
 	ck_assert_int_eq(gb_event_wait(&ev, gb_now()), 0);
-	return finish(g);
+	return tu_finish(g, hs, NT);
 }
 
 /* Waiting on a set event returns 0 at once, without yielding, even with
@@ -217,11 +196,11 @@ static int ev_deadline_main(void *arg)
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32);
 	ck_assert_int_eq(rcs[2], -ETIMEDOUT);
-	took_about(2, 30);
+	tu_took_about(took[2], 30);
 	ck_assert_int_eq(rcs[1], PENDING);
 	ck_assert_int_eq(rcs[3], PENDING);
 	gb_event_set(&ev);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32, 11, 13);
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_int_eq(rcs[3], 0);
@@ -241,19 +220,19 @@ static int ev_cancel_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, event_waiter, 1, 3);
-	settle();
+	tu_settle();
 	int64_t t0 = gb_now();
 	gb_cancel(hs[2]);
-	settle();
+	tu_settle();
 	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(50));
 	TU_LOG_EQ(&lg, 1, 2, 3, 32);
 	ck_assert_int_eq(rcs[2], -ECANCELED);
 	ck_assert_int_eq(gb_task_done(hs[2], NULL), 1);
 	/* A new waiter, likely on the dead one's recycled stack. */
 	spawn_ids(g, event_waiter, 4, 4);
-	settle();
+	tu_settle();
 	gb_event_set(&ev);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32, 4, 11, 13, 14);
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_int_eq(rcs[3], 0);
@@ -279,7 +258,7 @@ static int locker(void *arg)
 	int64_t t0 = gb_now();
 
 	tu_log_add(&lg, id);
-	rcs[id] = gb_lock_acquire(&lk, deadline_of(id));
+	rcs[id] = gb_lock_acquire(&lk, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	seen[id] = owner_id();
 	if (rcs[id] != 0) {
@@ -289,11 +268,7 @@ static int locker(void *arg)
 	}
 	tu_log_add(&lg, 10 + id);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), gb_self());
-	for (int k = 0; k < 3; k++)
-		(void)gb_yield();   /* -ECANCELED if cancelled since: fine */
-	ck_assert_ptr_eq(gb_lock_owner(&lk), gb_self());
-	tu_log_add(&lg, 20 + id);
-	ck_assert_int_eq(gb_lock_release(&lk), 0);
+	hold_then_release(id);
 	return 0;
 }
 
@@ -317,7 +292,7 @@ static int lock_fifo_main(void *arg)
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), self);
 	spawn_ids(g, locker, 1, 3);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3);
 	spawn_ids(g, barger, 4, 4);   /* queued to run before A wakes */
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
@@ -326,7 +301,7 @@ static int lock_fifo_main(void *arg)
 	ck_assert_int_eq(gb_lock_try(&lk), -EBUSY);
 	ck_assert_int_eq(gb_lock_acquire(&lk, gb_now()), -ETIMEDOUT);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 99, 11, 21, 12, 22, 13, 23);
 	ck_assert_int_eq(rcs[4], -EBUSY);
 	ck_assert_uint_eq(seen[4], ids[1]);
@@ -373,7 +348,7 @@ static int lock_errors_main(void *arg)
 	/* A non-owner cannot release it, even with a waiter queued. */
 	spawn_ids(g, locker, 1, 1);
 	spawn_ids(g, unlocker, 2, 2);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 50);
 	ck_assert_int_eq(rcs[2], -EPERM);
 	ck_assert_uint_eq(seen[2], gb_task_id(self));
@@ -385,7 +360,7 @@ static int lock_errors_main(void *arg)
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
 	ck_assert_int_eq(gb_lock_release(&lk), -EPERM);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 50, 11, 21);
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
@@ -412,12 +387,12 @@ static int lock_deadline_main(void *arg)
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32);
 	ck_assert_int_eq(rcs[2], -ETIMEDOUT);
-	took_about(2, 30);
+	tu_took_about(took[2], 30);
 	ck_assert_uint_eq(seen[2], gb_task_id(self));
 	ck_assert_ptr_eq(gb_lock_owner(&lk), self);
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32, 11, 21, 13, 23);
 	ck_assert_uint_eq(seen[3], ids[3]);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
@@ -439,9 +414,9 @@ static int lock_cancel_main(void *arg)
 	gb_group *g = tu_group();
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	spawn_ids(g, locker, 1, 3);
-	settle();
+	tu_settle();
 	gb_cancel(hs[c]);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 30 + c);
 	ck_assert_int_eq(rcs[c], -ECANCELED);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), self);
@@ -460,7 +435,7 @@ static int lock_cancel_main(void *arg)
 			want[n++] = 10 + i;
 			want[n++] = 20 + i;
 		}
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	tu_log_eq(&lg, want, (size_t)n);
 	for (int i = 1; i <= 3; i++)
 		if (i != c) {
@@ -489,16 +464,16 @@ static int lock_cancel_only_main(void *arg)
 	gb_group *g = tu_group();
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	spawn_ids(g, locker, 1, 1);
-	settle();
+	tu_settle();
 	gb_cancel(hs[1]);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(rcs[1], -ECANCELED);
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
 	/* Another task gets it at once. */
 	dls[2] = 1;   /* must not need to wait */
 	spawn_ids(g, locker, 2, 2);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 31, 2, 12, 22);
 	ck_assert_int_eq(rcs[2], 0);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
@@ -518,10 +493,10 @@ static int lock_woken_cancel_main(void *arg)
 	gb_group *g = tu_group();
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	spawn_ids(g, locker, 1, 2);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	gb_cancel(hs[1]);   /* woken with the lock, not yet running */
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	/* Its result tells the truth about ownership either way. */
 	if (rcs[1] == 0)
 		ck_assert_uint_eq(seen[1], ids[1]);
@@ -552,7 +527,7 @@ static int sem_taker(void *arg)
 	int64_t t0 = gb_now();
 
 	tu_log_add(&lg, id);
-	rcs[id] = gb_sem_acquire(&sm, deadline_of(id));
+	rcs[id] = gb_sem_acquire(&sm, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	tu_log_add(&lg, (rcs[id] == 0 ? 10 : 30) + id);
 	return 0;
@@ -565,7 +540,7 @@ static int sem_count_main(void *arg)
 	gb_sem_init(&sm, 2, 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 2);
 	spawn_ids(g, sem_taker, 1, 3);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 11, 2, 12, 3);
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
 	ck_assert_int_eq(rcs[3], PENDING);
@@ -573,7 +548,7 @@ static int sem_count_main(void *arg)
 	/* The unit went straight to the waiter: none left to barge in on. */
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
 	ck_assert_int_eq(gb_sem_try(&sm), -EAGAIN);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 11, 2, 12, 3, 13);
 	ck_assert_int_eq(rcs[3], 0);
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
@@ -594,20 +569,20 @@ static int sem_fifo_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, sem_taker, 1, 4);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 4);
 	for (int k = 1; k <= 4; k++) {
 		ck_assert_int_eq(gb_sem_release(&sm), 0);
 		ck_assert_uint_eq(gb_sem_value(&sm), 0);
 		ck_assert_int_eq(gb_sem_try(&sm), -EAGAIN);
-		settle();
+		tu_settle();
 		ck_assert_uint_eq(lg.n, (size_t)(4 + k));
 		ck_assert_int_eq(lg.v[3 + k], 10 + k);
 	}
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 2);
-	return finish(g);
+	return tu_finish(g, hs, NT);
 }
 
 /* Semaphore waiters are served one per release in FIFO order; releases
@@ -645,10 +620,10 @@ static int sem_bounds_main(void *arg)
 	 * the count, the third overflows. */
 	gb_sem_init(&sm, 0, 1);
 	spawn_ids(g, sem_taker, 1, 1);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 1);
@@ -660,7 +635,7 @@ static int sem_bounds_main(void *arg)
 	for (int k = 0; k < 1000; k++)
 		ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 1000);
-	return finish(g);
+	return tu_finish(g, hs, NT);
 }
 
 /* try gives -EAGAIN at 0 and changes nothing; release past max gives
@@ -680,16 +655,16 @@ static int sem_deadline_main(void *arg)
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32);
 	ck_assert_int_eq(rcs[2], -ETIMEDOUT);
-	took_about(2, 30);
+	tu_took_about(took[2], 30);
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
-	settle();
+	tu_settle();
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 1);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 32, 11, 13);
 	return rc;
 }
@@ -707,9 +682,9 @@ static int sem_cancel_main(void *arg)
 	int c = *(const int *)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, sem_taker, 1, 3);
-	settle();
+	tu_settle();
 	gb_cancel(hs[c]);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 30 + c);
 	ck_assert_int_eq(rcs[c], -ECANCELED);
 	ck_assert_uint_eq(gb_sem_value(&sm), 0);
@@ -723,13 +698,13 @@ static int sem_cancel_main(void *arg)
 			continue;
 		ck_assert_int_eq(gb_sem_release(&sm), 0);
 		ck_assert_uint_eq(gb_sem_value(&sm), 0);
-		settle();
+		tu_settle();
 		want[n++] = 10 + i;
 		tu_log_eq(&lg, want, (size_t)n);
 	}
 	ck_assert_int_eq(gb_sem_release(&sm), 0);
 	ck_assert_uint_eq(gb_sem_value(&sm), 1);   /* nobody left: counted */
-	return finish(g);
+	return tu_finish(g, hs, NT);
 }
 
 /* A cancelled semaphore waiter (first, middle or last) takes no unit:
@@ -751,15 +726,11 @@ static int cond_waiter(void *arg)
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	tu_log_add(&lg, id);
 	int64_t t0 = gb_now();
-	rcs[id] = gb_cond_wait(&cv, &lk, deadline_of(id));
+	rcs[id] = gb_cond_wait(&cv, &lk, tu_deadline_ms(dls[id]));
 	took[id] = tu_ms_since(t0);
 	seen[id] = owner_id();
 	tu_log_add(&lg, (rcs[id] == 0 ? 10 : 30) + id);
-	for (int k = 0; k < 3; k++)
-		(void)gb_yield();
-	ck_assert_ptr_eq(gb_lock_owner(&lk), gb_self());
-	tu_log_add(&lg, 20 + id);
-	ck_assert_int_eq(gb_lock_release(&lk), 0);
+	hold_then_release(id);
 	return 0;
 }
 
@@ -769,12 +740,12 @@ static int cond_basic_main(void *arg)
 	gb_task *self = gb_self();
 	gb_group *g = tu_group();
 	spawn_ids(g, cond_waiter, 1, 1);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1);
 	ck_assert_ptr_null(gb_lock_owner(&lk));   /* the wait released it */
 	ck_assert_int_eq(gb_lock_try(&lk), 0);
 	gb_cond_signal(&cv);
-	settle();
+	tu_settle();
 	/* Signalled, but it cannot return before getting the lock back. */
 	TU_LOG_EQ(&lg, 1);
 	ck_assert_int_eq(rcs[1], PENDING);
@@ -782,7 +753,7 @@ static int cond_basic_main(void *arg)
 	tu_log_add(&lg, 0);
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 0, 11, 21);
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_uint_eq(seen[1], ids[1]);
@@ -803,18 +774,18 @@ static int cond_signal_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, cond_waiter, 1, 4);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 4);
 	gb_cond_signal(&cv);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 4, 11, 21);
 	gb_cond_signal(&cv);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3, 4, 11, 21, 12, 22);
 	for (int i = 3; i <= 4; i++)
 		ck_assert_int_eq(rcs[i], PENDING);
 	gb_cond_broadcast(&cv);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 3, 4, 11, 21, 12, 22, 13, 23, 14, 24);
 	for (int i = 1; i <= 4; i++) {
 		ck_assert_int_eq(rcs[i], 0);
@@ -836,14 +807,14 @@ static int cond_bcast_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, cond_waiter, 1, 3);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_lock_acquire(&lk, GB_NEVER), 0);
 	gb_cond_broadcast(&cv);
 	gb_cond_broadcast(&cv);   /* nobody left: harmless */
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 3);   /* all wait for the lock main holds */
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	/* Each returns holding the lock alone: no interleaving. */
 	TU_LOG_EQ(&lg, 1, 2, 3, 11, 21, 12, 22, 13, 23);
 	for (int i = 1; i <= 3; i++) {
@@ -894,21 +865,21 @@ static int cond_timeout_main(void *arg)
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	TU_LOG_EQ(&lg, 1, 31, 21);
 	ck_assert_int_eq(rcs[1], -ETIMEDOUT);
-	took_about(1, 30);
+	tu_took_about(took[1], 30);
 	ck_assert_uint_eq(seen[1], ids[1]);
 
 	/* Contended: the deadline passes while main holds the lock; the
 	 * waiter returns only once main lets go, and then owns it. */
 	dls[2] = 30;
 	spawn_ids(g, cond_waiter, 2, 2);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_lock_try(&lk), 0);
 	ck_assert_int_eq(gb_sleep(gb_after(GB_MSEC(80))), 0);
 	ck_assert_int_eq(rcs[2], PENDING);
 	TU_LOG_EQ(&lg, 1, 31, 21, 2);
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[2]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 31, 21, 2, 32, 22);
 	ck_assert_int_eq(rcs[2], -ETIMEDOUT);
 	ck_assert_int_ge(took[2], 80);
@@ -930,24 +901,24 @@ static int cond_cancel_main(void *arg)
 	(void)arg;
 	gb_group *g = tu_group();
 	spawn_ids(g, cond_waiter, 1, 2);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2);
 
 	/* Cancelled while main holds the lock. */
 	ck_assert_int_eq(gb_lock_try(&lk), 0);
 	gb_cancel(hs[1]);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(rcs[1], PENDING);
 	ck_assert_int_eq(gb_lock_release(&lk), 0);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
-	settle();
+	tu_settle();
 	TU_LOG_EQ(&lg, 1, 2, 31, 21);
 	ck_assert_int_eq(rcs[1], -ECANCELED);
 	ck_assert_uint_eq(seen[1], ids[1]);
 
 	/* Cancelled with the lock free. */
 	gb_cancel(hs[2]);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 1, 2, 31, 21, 32, 22);
 	ck_assert_int_eq(rcs[2], -ECANCELED);
 	ck_assert_uint_eq(seen[2], ids[2]);
@@ -957,9 +928,9 @@ static int cond_cancel_main(void *arg)
 	gb_cond_signal(&cv);
 	g = tu_group();
 	spawn_ids(g, cond_waiter, 3, 3);
-	settle();
+	tu_settle();
 	gb_cond_signal(&cv);
-	ck_assert_int_eq(finish(g), 0);
+	ck_assert_int_eq(tu_finish(g, hs, NT), 0);
 	ck_assert_int_eq(rcs[3], 0);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
 	return rc;
@@ -993,17 +964,17 @@ static int cond_eperm_main(void *arg)
 	ck_assert_int_eq(gb_cond_wait(&cv, &lk, GB_NEVER), -EPERM);
 	ck_assert_ptr_null(gb_lock_owner(&lk));
 	spawn_ids(g, holder, 1, 1);
-	settle();
+	tu_settle();
 	ck_assert_int_eq(gb_cond_wait(&cv, &lk, GB_NEVER), -EPERM);
 	ck_assert_ptr_eq(gb_lock_owner(&lk), hs[1]);
 	gb_event_set(&ev);
-	settle();
+	tu_settle();
 	/* Neither failed call joined the queue: one signal wakes a real
 	 * waiter. */
 	spawn_ids(g, cond_waiter, 2, 2);
-	settle();
+	tu_settle();
 	gb_cond_signal(&cv);
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	TU_LOG_EQ(&lg, 11, 21, 2, 12, 22);
 	ck_assert_int_eq(rcs[2], 0);
 	return rc;
@@ -1070,7 +1041,7 @@ static int level_main(void *arg)
 	spawn_ids(g, self_cancelled, 1, 1);
 	spawn_ids(g, cancelled_early, 2, 2);
 	gb_cancel(hs[2]);   /* before it ever runs */
-	int rc = finish(g);
+	int rc = tu_finish(g, hs, NT);
 	ck_assert_int_le(tu_ms_since(t0), tu_slack_ms(50));
 	ck_assert_int_eq(rcs[1], 0);
 	ck_assert_int_eq(rcs[2], 0);

@@ -39,13 +39,6 @@ static void sleep_ms(long ms)
 		;
 }
 
-static int join(gb_group *g)
-{
-	int rc = gb_group_wait(g, gb_after(GB_SEC(10)));
-	int crc = gb_group_close(g);
-	return rc ? rc : crc;
-}
-
 /* A heap-allocated job argument whose life the tests follow. */
 struct job {
 	long sleep_ms;
@@ -205,7 +198,7 @@ static int par_main(void *arg)
 		a[i] = (struct par_arg){ c, i };
 		tu_go(g, par_task, &a[i]);
 	}
-	c->grc = join(g);
+	c->grc = tu_join(g);
 	c->elapsed_ms = tu_ms_since(t0);
 	return 0;
 }
@@ -273,7 +266,7 @@ static int many_main(void *arg)
 		a[i] = (struct many_arg){ c, i };
 		tu_go(g, many_task, &a[i]);
 	}
-	c->grc = join(g);
+	c->grc = tu_join(g);
 	return 0;
 }
 
@@ -299,6 +292,19 @@ START_TEST(test_work_more_jobs_than_workers)
 END_TEST
 
 /* ---------------------------------------------------------- deadline */
+
+/* An abandoned job was not yet discarded when gb_work returned, and was
+ * discarded exactly once later, properly (right thread, result, after fn). */
+static void assert_discarded_later(int disc_at_return, int disc_after_sleep)
+{
+	ck_assert_int_eq(disc_at_return, 0);
+	ck_assert_int_eq(disc_after_sleep, 1);
+	ck_assert_int_eq(ld(&disc.calls), 1);
+	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
+	ck_assert_int_eq(ld(&disc.wrong_result), 0);
+	ck_assert_int_eq(ld(&disc.before_finish), 0);
+}
+
 
 struct dl_ctx {
 	struct job *j;
@@ -343,12 +349,7 @@ START_TEST(test_work_deadline)
 	ck_assert_msg(c.waited_ms < tu_slack_ms(150), "gave up after %lld ms",
 	              (long long)c.waited_ms);
 	ck_assert_int_eq(c.finished_at_return, 0);
-	ck_assert_int_eq(c.disc_at_return, 0);
-	ck_assert_int_eq(c.disc_after_sleep, 1);
-	ck_assert_int_eq(ld(&disc.calls), 1);
-	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
-	ck_assert_int_eq(ld(&disc.wrong_result), 0);
-	ck_assert_int_eq(ld(&disc.before_finish), 0);
+	assert_discarded_later(c.disc_at_return, c.disc_after_sleep);
 	/* it ran when the job ended (~500 ms), not at gb_run's end (~750 ms) */
 	ck_assert_int_ge(disc.last_at - t0, GB_MSEC(500));
 	ck_assert_int_lt(disc.last_at - t0, GB_MSEC(tu_slack_ms(700)));
@@ -426,7 +427,7 @@ static int cancel_main(void *arg)
 	gb_sleep(gb_after(GB_MSEC(50)));
 	c->t_cancel = gb_now();
 	gb_cancel(h);
-	join(g);
+	tu_join(g);
 	gb_task_release(h);
 	gb_sleep(gb_after(GB_MSEC(600)));
 	c->disc_after_sleep = atomic_load(&disc.calls);
@@ -448,12 +449,7 @@ START_TEST(test_work_cancel)
 	ck_assert_msg(c.t_return - c.t_cancel < GB_MSEC(tu_slack_ms(50)),
 	              "returned %lld ms after gb_cancel",
 	              (long long)((c.t_return - c.t_cancel) / 1000000));
-	ck_assert_int_eq(c.disc_at_return, 0);
-	ck_assert_int_eq(c.disc_after_sleep, 1);
-	ck_assert_int_eq(ld(&disc.calls), 1);
-	ck_assert_int_eq(ld(&disc.wrong_thread), 0);
-	ck_assert_int_eq(ld(&disc.wrong_result), 0);
-	ck_assert_int_eq(ld(&disc.before_finish), 0);
+	assert_discarded_later(c.disc_at_return, c.disc_after_sleep);
 }
 END_TEST
 

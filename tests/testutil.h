@@ -94,4 +94,49 @@ static inline void tu_log_eq(const struct tu_log *l, const int *want, size_t n)
 	tu_log_eq((l), tu_want_, sizeof tu_want_ / sizeof tu_want_[0]); \
 } while (0)
 
+/* ---- helpers shared by the I/O, channel and sync tests ---- */
+
+/* Waits for every task of g to end by itself (gb_group_close alone would
+ * cancel them), then closes g. */
+static inline int tu_join(gb_group *g)
+{
+	int rc = gb_group_wait(g, gb_after(GB_SEC(10)));
+	int crc = gb_group_close(g);
+	return rc ? rc : crc;
+}
+
+/* Lets every runnable task run until it blocks or ends. */
+static inline void tu_settle(void)
+{
+	for (int k = 0; k < 10; k++)
+		ck_assert_int_eq(gb_yield(), 0);
+}
+
+/* A deadline ms from now; 0 ms means GB_NEVER. */
+static inline int64_t tu_deadline_ms(int64_t ms)
+{
+	return ms ? gb_after(GB_MSEC(ms)) : GB_NEVER;
+}
+
+/* A timed-out call that took took_ms took at least ms and not much more. */
+static inline void tu_took_about(int64_t took_ms, int64_t ms)
+{
+	ck_assert_int_ge(took_ms, ms);
+	ck_assert_int_le(took_ms, ms + tu_slack_ms(100));
+}
+
+/* Waits (bounded) for g's tasks, closes g and drops the n handles in hs
+ * (NULL entries are skipped). */
+static inline int tu_finish(gb_group *g, gb_task **hs, size_t n)
+{
+	ck_assert_int_eq(gb_group_wait(g, gb_after(GB_SEC(5))), 0);
+	int rc = gb_group_close(g);
+	for (size_t i = 0; i < n; i++)
+		if (hs[i]) {
+			gb_task_release(hs[i]);
+			hs[i] = NULL;
+		}
+	return rc;
+}
+
 #endif

@@ -428,6 +428,10 @@ def connect_refused(port, host="127.0.0.1", timeout=1.0):
         s.connect((host, port))
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # The probe reached the backlog of a listener closing just then:
+        # not refused yet; the caller polls again.
+        return False
     finally:
         s.close()
     return False

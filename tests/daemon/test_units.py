@@ -552,6 +552,11 @@ def test_sandbox_activated():
     """As giambiod-socket.service runs it: the sandbox above, in a network
     namespace of its own (PrivateNetwork=), serving a socket bound outside
     it and passed the way systemd passes it."""
+    version = subprocess.run([GIAMBIOD, "-V"], capture_output=True, text=True,
+                             timeout=5).stdout
+    if "built without systemd" in version:
+        raise Skip("this giambiod is built without systemd: it ignores "
+                   "LISTEN_FDS (test_systemd.py checks that)")
     sb = Sandbox(netns=True)
     # Port 1 needs a capability it does not have, and its network has no
     # 127.0.0.1: had it opened the configured address instead of the
