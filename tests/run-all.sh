@@ -13,6 +13,7 @@ sh packaging/install-deps.sh test
 autoreconf -fi
 jobs=$(nproc)
 
+passed=0
 run_build() { # name, configure flags...
 	name=$1
 	shift
@@ -25,6 +26,8 @@ run_build() { # name, configure flags...
 			cat test-suite.log >&2
 			exit 1
 		fi)
+	n=$(sed -n 's/^# PASS: *//p' "build/$name/test-suite.log")
+	passed=$((passed + n))
 }
 
 run_build normal
@@ -38,3 +41,4 @@ echo "== make distcheck"
 echo "== Debian package"
 sh packaging/build-deb.sh build/deb
 echo "== all test suites passed"
+echo "tests: $passed passed, 0 failed"

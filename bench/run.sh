@@ -1,0 +1,437 @@
+#!/bin/sh
+# bench/run.sh - giambiod beside the two reference echo servers (issue 6).
+#
+#   sh bench/run.sh BUILDDIR        (make bench-servers runs it)
+#
+# BUILDDIR holds src/giambiod, bench/loadgen, bench/echo_libevent and
+# bench/echo_epoll (a reference server that was not built is skipped).
+# Every server runs pinned to CPU 0 and bench/loadgen to CPU 1, over
+# loopback only, one server after the other, a fresh server per run.
+#
+# Environment:
+#   BENCH_SECONDS    measured seconds per echo run (5; 2 for a short run)
+#   BENCH_WARMUP     loadgen warmup seconds before each measured run (1)
+#   BENCH_PORT       first TCP port tried on 127.0.0.1 (25700)
+#   BENCH_MEM_CONNS  idle connections for the memory figure (10000)
+#   BENCH_MEM_HOLD   seconds loadgen holds them (10)
+#   BENCH_STRACE     0 skips the system-call count (on if strace exists)
+#   BENCH_CALLGRIND  0 skips instructions per message (on if valgrind
+#                    and callgrind_control exist)
+#
+# Echo workloads: 1 connection ping-pong 64 B; 100 and 1000 connections
+# ping-pong 64 B; 10 connections 16 KiB messages. For each server: msgs/s
+# and p99 from loadgen's RESULT line, and messages per second of server
+# CPU time.
+#
+# Server CPU: utime+stime of the server process (all its threads) from
+# /proc/PID/stat, in clock ticks (getconf CLK_TCK). The script samples it
+# INSIDE loadgen's measured window: loadgen runs with -w WARMUP -t SECONDS,
+# the first sample is taken WARMUP+0.2 s after loadgen starts and the
+# second 0.4 s before the measured window ends, so neither connection set-up
+# nor teardown is counted. That gives the server's CPU utilisation during
+# steady state, and msgs per CPU-second = msgs/s / utilisation.
+#
+# Then, for giambiod: resident memory per idle connection (loadgen
+# --storm), system calls per echoed message at 100 connections (strace -c
+# -f; the references too, for comparison) and instructions per message
+# (callgrind, giambiod and the references).
+#
+# Chat fan-out (one sender, 100/1000 receivers, beside ncat --chat) is out
+# of scope for this version of the script.
+
+set -u
+
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+	echo "usage: sh bench/run.sh BUILDDIR" >&2
+	exit 2
+fi
+B=$(cd "$1" && pwd)
+GIAMBIOD=$B/src/giambiod
+LOADGEN=$B/bench/loadgen
+D=${BENCH_SECONDS:-5}
+W=${BENCH_WARMUP:-1}
+PORT=${BENCH_PORT:-25700}
+MEM_N=${BENCH_MEM_CONNS:-10000}
+MEM_HOLD=${BENCH_MEM_HOLD:-10}
+HZ=$(getconf CLK_TCK)
+
+for f in "$GIAMBIOD" "$LOADGEN"; do
+	if [ ! -x "$f" ]; then
+		echo "run.sh: $f is missing (make bench-servers builds it)" >&2
+		exit 1
+	fi
+done
+for t in taskset timeout awk; do
+	if ! command -v $t >/dev/null 2>&1; then
+		echo "run.sh: $t is needed" >&2
+		exit 1
+	fi
+done
+case $D in ''|*[!0-9]*) echo "run.sh: BENCH_SECONDS must be whole seconds" >&2; exit 2;; esac
+case $W in ''|*[!0-9]*) echo "run.sh: BENCH_WARMUP must be whole seconds" >&2; exit 2;; esac
+[ "$D" -ge 1 ] || { echo "run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
+
+SERVERS=giambiod
+for s in libevent epoll; do
+	if [ -x "$B/bench/echo_$s" ]; then
+		SERVERS="$SERVERS $s"
+	else
+		echo "run.sh: $B/bench/echo_$s not built: skipped" >&2
+	fi
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/giambio-bench.XXXXXX") || exit 1
+SRV_PID=
+TRACEE=
+LG_PID=
+
+# Stops the running server: SIGTERM, then SIGKILL after 3 s.
+stop_server() {
+	[ -n "$SRV_PID" ] || return 0
+	if [ -n "$TRACEE" ]; then
+		kill -TERM "$TRACEE" 2>/dev/null
+	else
+		kill -TERM "$SRV_PID" 2>/dev/null
+	fi
+	i=0
+	while kill -0 "$SRV_PID" 2>/dev/null && [ $i -lt 30 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$SRV_PID" 2>/dev/null; then
+		echo "run.sh: server $SRV_PID did not stop on SIGTERM: killed" >&2
+		[ -n "$TRACEE" ] && kill -KILL "$TRACEE" 2>/dev/null
+		kill -KILL "$SRV_PID" 2>/dev/null
+	fi
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
+	TRACEE=
+}
+
+cleanup() {
+	[ -n "$LG_PID" ] && kill -TERM "$LG_PID" 2>/dev/null
+	stop_server
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# The configuration the benchmark runs giambiod with: nothing limited, no
+# log but errors, a long enough line for 16 KiB messages, a quick stop.
+CONF=$TMP/giambio.conf
+printf '[log]\nlevel = error\n[limits]\nmax_clients = 0\nmax_clients_per_ip = 0\nmax_line = 64KiB\nshutdown_timeout = 0\n' >"$CONF"
+# For the memory figure: the default line length (4 KiB).
+MEMCONF=$TMP/giambio-mem.conf
+printf '[log]\nlevel = error\n[limits]\nmax_clients = 0\nmax_clients_per_ip = 0\nshutdown_timeout = 0\n' >"$MEMCONF"
+
+now() { date +%s.%N; }
+ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+nfds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+# field NAME "RESULT ..." -> value
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+calc() { awk "BEGIN { $1 }"; }
+
+# Is anything on this machine using TCP port $1 (any state, IPv4 or 6)?
+port_used() {
+	hex=$(printf '%04X' "$1")
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p=":$hex" 'substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
+}
+port_listening() {
+	hex=$(printf '%04X' "$1")
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+		awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } END { exit !f }'
+}
+# Sets PORT to a port nothing uses, from PORT + 1 on.
+next_port() {
+	PORT=$((PORT + 1))
+	while port_used "$PORT"; do
+		PORT=$((PORT + 1))
+	done
+}
+
+# start_server NAME plain|strace|callgrind: starts NAME pinned to CPU 0 on
+# a fresh port and waits until it listens. Sets SRV_PID (and TRACEE, the
+# server under strace) and SRV (the pid whose CPU and memory are read).
+start_server() {
+	next_port
+	how=$2
+	case $how in
+	plain) pre="taskset -c 0" ;;
+	strace) pre="taskset -c 0 strace -c -f -o $TMP/strace.$1" ;;
+	callgrind)
+		rm -f "$TMP/cg.$1"*
+		pre="taskset -c 0 valgrind -q --tool=callgrind --callgrind-out-file=$TMP/cg.$1" ;;
+	esac
+	conf=$CONF
+	[ "${3:-}" = mem ] && conf=$MEMCONF
+	case $1 in
+	giambiod) set -- "$GIAMBIOD" -c "$conf" --listen "127.0.0.1:$PORT" -l error ;;
+	*) set -- "$B/bench/echo_$1" -p "$PORT" ;;
+	esac
+	$pre "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
+	SRV_PID=$!
+	SRV=$SRV_PID
+	i=0
+	limit=100 # 10 s; valgrind starts slowly
+	[ "$how" = callgrind ] && limit=600
+	while ! port_listening "$PORT"; do
+		if ! kill -0 "$SRV_PID" 2>/dev/null || [ $i -ge $limit ]; then
+			echo "run.sh: server '$*' did not start listening on $PORT:" >&2
+			sed 's/^/  /' "$TMP/server.err" >&2
+			stop_server
+			return 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ "$how" = strace ]; then
+		TRACEE=$(cat "/proc/$SRV_PID/task/$SRV_PID/children" 2>/dev/null | awk '{ print $1 }')
+		SRV=$TRACEE
+	fi
+	return 0
+}
+
+# loadgen ARGS...: runs loadgen pinned to CPU 1 against PORT in the
+# background, output in $TMP/lg.out; LG_PID.
+loadgen_bg() {
+	lim=$1
+	shift
+	timeout -k 5 "$lim" taskset -c 1 "$LOADGEN" -H 127.0.0.1 -p "$PORT" "$@" >"$TMP/lg.out" 2>&1 &
+	LG_PID=$!
+}
+# Waits for it; sets RES to its RESULT line (empty on failure).
+loadgen_wait() {
+	wait "$LG_PID"
+	rc=$?
+	LG_PID=
+	RES=$(grep '^RESULT' "$TMP/lg.out" | tail -n 1)
+	if [ $rc -ne 0 ] || [ -z "$RES" ]; then
+		echo "run.sh: loadgen failed (exit $rc):" >&2
+		tail -n 5 "$TMP/lg.out" | sed 's/^/  /' >&2
+		RES=
+		return 1
+	fi
+	return 0
+}
+
+echo "giambiod benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine: $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs, Linux $(uname -r)"
+echo "build: $B"
+echo "servers on CPU 0, loadgen on CPU 1, 127.0.0.1; ${D} s measured after ${W} s warmup per run"
+echo "msgs/CPU-s: msgs/s divided by the server's CPU utilisation (utime+stime"
+echo "  from /proc/PID/stat) sampled inside the measured window"
+
+# ------------------------------------------------------------- echo runs
+RESULTS=$TMP/results # workload server msgs_per_s p99 util msgs_per_cpu errors
+: >"$RESULTS"
+
+# echo_run WORKLOAD SERVER CONNS SIZE
+echo_run() {
+	if ! start_server "$2" plain; then
+		echo "$1 $2 - - - - -" >>"$RESULTS"
+		return
+	fi
+	loadgen_bg $((W + D + 60)) -c "$3" -s "$4" -d 1 -t "$D" -w "$W"
+	# The CPU window: from WARMUP+0.2 s to WARMUP+SECONDS-0.4 s.
+	sleep "$W"
+	sleep 0.2
+	t0=$(now)
+	c0=$(ticks "$SRV")
+	sleep "$(calc "print $D - 0.6")"
+	t1=$(now)
+	c1=$(ticks "$SRV")
+	early=
+	kill -0 "$LG_PID" 2>/dev/null || early=1
+	if loadgen_wait; then
+		[ -n "$early" ] && echo "run.sh: $1/$2: loadgen ended before the CPU window closed" >&2
+		mps=$(field msgs_per_s "$RES")
+		p99=$(field p99_us "$RES")
+		err=$(field errors "$RES")
+		util=$(calc "u = ($c1 - $c0) / $HZ / ($t1 - $t0); printf \"%.3f\", u")
+		mpc=$(calc "u = $util; if (u > 0) printf \"%.0f\", $mps / u; else print \"-\"")
+		echo "$1 $2 $mps $p99 $util $mpc $err" >>"$RESULTS"
+	else
+		echo "$1 $2 - - - - -" >>"$RESULTS"
+	fi
+	stop_server
+}
+
+ratio() { # a b -> a/b with 2 decimals, or -
+	case "$1$2" in *-*|'') echo "-"; return ;; esac
+	calc "if ($2 > 0) printf \"%.2fx\", $1 / $2; else print \"-\""
+}
+
+table() { # WORKLOAD TITLE
+	tw=$1
+	echo
+	echo "== $2"
+	printf '%-10s %12s %8s %9s %12s %7s\n' server msgs/s p99_us srv_cpu% msgs/CPU-s errors
+	awk -v w="$tw" '$1 == w {
+		cpu = ($5 == "-") ? "-" : sprintf("%.1f", $5 * 100)
+		printf "%-10s %12s %8s %9s %12s %7s\n", $2, $3, $4, cpu, $6, $7 }' "$RESULTS"
+	g=$(awk -v w="$tw" '$1 == w && $2 == "giambiod"' "$RESULTS")
+	for ref in libevent epoll; do
+		r=$(awk -v w="$tw" -v s=$ref '$1 == w && $2 == s' "$RESULTS")
+		[ -n "$r" ] || continue
+		set -- $g
+		gm=$3 gp=$4 gc=$6
+		set -- $r
+		printf 'giambiod/%-8s msgs/s %s  msgs/CPU-s %s  p99 %s\n' "$ref" \
+			"$(ratio "$gm" "$3")" "$(ratio "$gc" "$6")" "$(ratio "$gp" "$4")"
+	done
+}
+
+WORKLOADS="c1:1:64 c100:100:64 c1000:1000:64 big10:10:16384"
+for wl in $WORKLOADS; do
+	IFS=: read -r name conns size <<EOF
+$wl
+EOF
+	for s in $SERVERS; do
+		echo_run "$name" "$s" "$conns" "$size"
+	done
+	case $name in
+	c1) title="1 connection, ping-pong, 64 B" ;;
+	big10) title="10 connections, ping-pong, 16 KiB messages" ;;
+	*) title="$conns connections, ping-pong, 64 B" ;;
+	esac
+	table "$name" "$title"
+done
+
+# Targets of issue 6 that these tables decide.
+echo
+echo "== targets"
+for wl in $WORKLOADS; do
+	name=${wl%%:*}
+	awk -v w="$name" '
+		$1 == w { m[$2] = $3; p[$2] = $4; c[$2] = $6 }
+		END {
+			if (!("giambiod" in m) || m["giambiod"] == "-") exit
+			if ("libevent" in m && m["libevent"] != "-") {
+				r = m["giambiod"] / m["libevent"]
+				printf "%-6s msgs/s >= 1.0x libevent: %.2fx %s\n", w, r, (r >= 1.0 ? "ok" : "MISSED")
+				ok = (p["giambiod"] + 0 <= p["libevent"] + 0) ? "ok" : "MISSED"
+				printf "%-6s p99 <= libevent: %s vs %s us %s\n", w, p["giambiod"], p["libevent"], ok
+			}
+			if ((w == "c100" || w == "c1000") && ("epoll" in c) && c["epoll"] != "-" && c["giambiod"] != "-") {
+				r = c["giambiod"] / c["epoll"]
+				printf "%-6s msgs/CPU-s >= 0.9x epoll: %.2fx %s\n", w, r, (r >= 0.9 ? "ok" : "MISSED")
+			}
+		}' "$RESULTS"
+done
+
+# ---------------------------------------------------------------- memory
+echo
+echo "== memory: giambiod holding $MEM_N idle connections"
+hard=$(ulimit -H -n)
+if [ "$hard" = unlimited ]; then
+	ulimit -n 1048576 2>/dev/null
+else
+	ulimit -n "$hard" 2>/dev/null
+fi
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((MEM_N + 64)) ]; then
+	MEM_N=$((nofile - 64))
+	echo "(open files limited to $nofile: $MEM_N connections)"
+fi
+if start_server giambiod plain mem; then
+	sleep 0.5
+	rss0=$(rss_kib "$SRV")
+	fd0=$(nfds "$SRV")
+	loadgen_bg $((MEM_HOLD + 120)) --storm "$MEM_N" --hold "$MEM_HOLD"
+	# Poll until every connection is open (or loadgen is done); keep the
+	# sample with the most connections.
+	best=0
+	rss1=$rss0
+	i=0
+	while kill -0 "$LG_PID" 2>/dev/null && [ $i -lt $(((MEM_HOLD + 60) * 5)) ]; do
+		n=$(($(nfds "$SRV") - fd0))
+		if [ "$n" -ge "$best" ] && [ "$n" -gt 0 ]; then
+			r=$(rss_kib "$SRV")
+			best=$n
+			rss1=$r
+		fi
+		if [ "$n" -ge "$MEM_N" ]; then
+			sleep 1 # let every welcome line go out, then sample again
+			n=$(($(nfds "$SRV") - fd0))
+			r=$(rss_kib "$SRV")
+			[ "$n" -ge "$best" ] && { best=$n; rss1=$r; }
+			break
+		fi
+		sleep 0.2
+		i=$((i + 1))
+	done
+	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SRV/status" 2>/dev/null)
+	loadgen_wait
+	echo "loadgen: ${RES:-no result}"
+	echo "VmRSS idle: $rss0 KiB; with $best connections: $rss1 KiB (VmHWM $hwm KiB)"
+	if [ "$best" -gt 0 ]; then
+		calc "printf \"resident per connection: %.2f KiB (target <= 16 KiB)\n\", ($rss1 - $rss0) / $best"
+	fi
+	stop_server
+fi
+
+# --------------------------------------------------- system calls / message
+if [ "${BENCH_STRACE:-1}" != 0 ] && command -v strace >/dev/null 2>&1; then
+	echo
+	echo "== system calls per echoed message: 100 connections, 64 B, 3 s under strace -c -f"
+	echo "(whole run: loadgen -w 0, so connection set-up is included; strace slows the server)"
+	for s in $SERVERS; do
+		start_server "$s" strace || continue
+		loadgen_bg 60 -c 100 -s 64 -d 1 -t 3 -w 0
+		loadgen_wait
+		stop_server
+		msgs=$(field msgs "$RES")
+		f=$TMP/strace.$s
+		if [ -z "$msgs" ] || [ "$msgs" -eq 0 ] || [ ! -s "$f" ]; then
+			echo "$s: no figure (msgs=${msgs:-none})"
+			continue
+		fi
+		awk -v s="$s" -v m="$msgs" '
+			$NF == "total" { t = $4 }
+			$1 ~ /^[0-9.]+$/ && $NF != "total" { n[$NF] = $4; e[$NF] = (NF == 6) ? $5 : 0 }
+			END {
+				printf "%-9s %8d msgs %9d calls  %.3f calls/msg  (", s, m, t, t / m
+				k = 0
+				while (k < 4) {
+					best = ""; bv = -1
+					for (c in n) if (n[c] > bv) { bv = n[c]; best = c }
+					if (best == "") break
+					printf "%s%s %.3f", (k ? ", " : ""), best, bv / m
+					if (e[best] / m >= 0.0005)
+						printf " (%.3f failed)", e[best] / m
+					delete n[best]; k++
+				}
+				print ")"
+			}' "$f"
+	done
+	echo "(target for giambiod: <= 2.1 calls per message)"
+fi
+
+# ------------------------------------------------ instructions / message
+if [ "${BENCH_CALLGRIND:-1}" != 0 ] && command -v valgrind >/dev/null 2>&1 &&
+	command -v callgrind_control >/dev/null 2>&1; then
+	echo
+	echo "== instructions per echoed message: 100 connections, 64 B, 3 s under callgrind"
+	echo "(user-space instructions of the server only; counters zeroed just before loadgen starts)"
+	for s in $SERVERS; do
+		start_server "$s" callgrind || continue
+		callgrind_control -z "$SRV" >/dev/null 2>&1
+		loadgen_bg 120 -c 100 -s 64 -d 1 -t 3 -w 0
+		loadgen_wait
+		rm -f "$TMP/cg.$s".*
+		callgrind_control -d "$SRV" >/dev/null 2>&1
+		stop_server
+		msgs=$(field msgs "$RES")
+		dump=$(ls "$TMP/cg.$s".* 2>/dev/null | head -n 1)
+		ir=
+		[ -n "$dump" ] && ir=$(awk '/^totals:/ { t = $2 } /^summary:/ { m = $2 }
+			END { print (t != "") ? t : m }' "$dump")
+		if [ -z "$msgs" ] || [ "$msgs" -eq 0 ] || [ -z "$ir" ]; then
+			echo "$s: no figure (msgs=${msgs:-none}, Ir=${ir:-none})"
+			continue
+		fi
+		calc "printf \"%-9s %8d msgs %12d Ir  %.0f Ir/msg\n\", \"$s\", $msgs, $ir, $ir / $msgs"
+	done
+fi
