@@ -35,6 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define WELCOME "Welcome to the server pal!\n"
 #define PREFIX "Got: "
 #define PLEN 5
@@ -244,26 +246,11 @@ static void do_accept(void)
 
 int main(int argc, char **argv)
 {
-	int port = -1, opt;
-	while ((opt = getopt(argc, argv, "p:")) != -1) {
-		if (opt != 'p')
-			break;
-		char *end;
-		long v = strtol(optarg, &end, 10);
-		if (*end || v < 0 || v > 65535)
-			break;
-		port = (int)v;
-	}
-	if (port < 0 || optind != argc) {
-		fprintf(stderr, "usage: echo_epoll -p port\n");
-		return 2;
-	}
+	int port = bench_port_arg(argc, argv, "echo_epoll");
 
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	if (port < 0)
+		return 2;
+	bench_raise_nofile();
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);

@@ -35,6 +35,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "bench.h"
+
 #define WELCOME "Welcome to the server pal!\n"
 #define LINE_MAX_BYTES (1 << 20)
 #define OUT_MAX (1 << 20)
@@ -140,25 +142,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-	int port = -1, opt;
-	while ((opt = getopt(argc, argv, "p:")) != -1) {
-		if (opt != 'p')
-			break;
-		char *end;
-		long v = strtol(optarg, &end, 10);
-		if (*end || v < 0 || v > 65535)
-			break;
-		port = (int)v;
-	}
-	if (port < 0 || optind != argc) {
-		fprintf(stderr, "usage: echo_libevent -p port\n");
+	int port = bench_port_arg(argc, argv, "echo_libevent");
+
+	if (port < 0)
 		return 2;
-	}
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	bench_raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct event_base *base = event_base_new();

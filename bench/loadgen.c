@@ -59,6 +59,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -140,16 +142,6 @@ static struct sockaddr_in dst;
 static int loopback_dst;
 static int epfd;
 static char rbuf[RBUF];
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			fprintf(stderr, "loadgen: setrlimit: %s\n", strerror(errno));
-	}
-}
 
 static void resolve(const char *host, int port)
 {
@@ -624,7 +616,7 @@ int main(int argc, char **argv)
 	}
 	if (port < 0 || optind != argc)
 		usage();
-	raise_nofile();
+	bench_raise_nofile();
 	resolve(host, port);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (epfd < 0)
