@@ -53,7 +53,8 @@ void conf_errors_free(struct conf_errors *e);
 /* Deep copy; returns 0 or -ENOMEM. */
 int conf_copy(struct conf *dst, const struct conf *src);
 
-/* Value parsers shared with the command line. Return 0 or -EINVAL. */
+/* Value parsers of the key table (the mode one also serves --mode).
+ * Return 0 or -EINVAL. */
 int conf_parse_duration(const char *s, int64_t *ns);
 int conf_parse_size(const char *s, size_t *bytes);
 int conf_parse_mode(const char *s, enum mode *m);
