@@ -14,6 +14,9 @@
 #   BENCH_PORT       first TCP port tried on 127.0.0.1 (25700)
 #   BENCH_MEM_CONNS  idle connections for the memory figure (10000)
 #   BENCH_MEM_HOLD   seconds loadgen holds them (10)
+#   BENCH_WORKLOADS  echo workloads to run (all: "c1 c100 c1000 big10";
+#                    empty: none)
+#   BENCH_MEM        0 skips the idle-connection memory figure
 #   BENCH_STRACE     0 skips the system-call count (on if strace exists)
 #   BENCH_CALLGRIND  0 skips instructions per message (on if valgrind
 #                    and callgrind_control exist)
@@ -283,7 +286,12 @@ table() { # WORKLOAD TITLE
 	done
 }
 
-WORKLOADS="c1:1:64 c100:100:64 c1000:1000:64 big10:10:16384"
+WORKLOADS=
+for wl in c1:1:64 c100:100:64 c1000:1000:64 big10:10:16384; do
+	case " ${BENCH_WORKLOADS-c1 c100 c1000 big10} " in
+	*" ${wl%%:*} "*) WORKLOADS="$WORKLOADS $wl" ;;
+	esac
+done
 for wl in $WORKLOADS; do
 	IFS=: read -r name conns size <<EOF
 $wl
@@ -322,6 +330,7 @@ for wl in $WORKLOADS; do
 done
 
 # ---------------------------------------------------------------- memory
+if [ "${BENCH_MEM:-1}" != 0 ]; then
 echo
 echo "== memory: giambiod holding $MEM_N idle connections"
 hard=$(ulimit -H -n)
@@ -370,6 +379,7 @@ if start_server giambiod plain mem; then
 		calc "printf \"resident per connection: %.2f KiB (target <= 16 KiB)\n\", ($rss1 - $rss0) / $best"
 	fi
 	stop_server
+fi
 fi
 
 # --------------------------------------------------- system calls / message

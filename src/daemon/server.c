@@ -357,7 +357,8 @@ static void server_reload(struct server *srv)
 
 /* SIGHUP reloads; SIGTERM or SIGINT starts the shutdown; a second SIGINT
  * during it exits at once. The signals are caught (srv->signals) before
- * READY=1 is sent, so that a signal right after it is never fatal. */
+ * the listeners open (and so before READY=1), so that a signal sent on
+ * seeing either is never fatal. */
 static int signal_task(void *arg)
 {
 	struct server *srv = arg;
@@ -459,7 +460,9 @@ int server_main(void *arg)
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	if (open_listeners(srv) < 0 || start_service(srv) < 0) {
+	/* Signals first: once a listener is announced in the log, a signal
+	 * sent on seeing it must find them caught. */
+	if (start_service(srv) < 0 || open_listeners(srv) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {

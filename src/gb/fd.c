@@ -3,10 +3,22 @@
  *
  * Each fd is registered with libevent once, persistent and edge-triggered,
  * and the scheduler keeps what the poller last reported as "known ready"
- * bits. A task tries its system call first and waits only after EAGAIN, so
- * in steady state a message costs its read, the read that finds nothing
- * more (EAGAIN), its write and a share of one epoll_wait, with no
- * epoll_ctl.
+ * bits. A task tries its system call first and waits only when the fd is
+ * known to be drained, so in steady state a message costs its read, its
+ * write and a share of one epoll_wait, with no epoll_ctl.
+ *
+ * When is a stream socket drained? EAGAIN proves it. A short read (fewer
+ * bytes than asked) nearly proves it: more data or an end of stream
+ * arriving later raises a new edge. The exception is a hang-up that
+ * arrived together with the data, which the poller reports only once:
+ * a peer's FIN comes as EV_CLOSED and is remembered (rdhup), so short
+ * reads are not trusted after it; a reset comes as EV_READ|EV_WRITE, the
+ * same as any data edge. So an fd that a short read marked drained is put
+ * on the suspect list, and if no edge comes for a whole sweep interval it
+ * is marked ready again and its reader woken to read once more: a reset
+ * after a partial line is noticed within two intervals, and a quiet
+ * connection costs one extra read per quiet spell instead of one per
+ * message.
  *
  * Who may wake a waiter: the fd's event callback (readiness), gb_fd_close
  * (-EBADF), or the scheduler's deadline and cancellation paths (through
@@ -27,16 +39,100 @@ struct gb_fd {
 	int fd;
 	unsigned char ready;   /* GB_READ | GB_WRITE known from the poller */
 	unsigned char sock;    /* write with send(MSG_NOSIGNAL) */
+	unsigned char stream;  /* SOCK_STREAM: short reads mean drained */
+	unsigned char rdhup;   /* the peer's end of stream has been reported */
+	unsigned char drained; /* after a short read: wait for an edge first */
 	gb_task *reader, *writer;
+	/* Suspect list (see above): linked while sprev != NULL. */
+	gb_fd *snext, **sprev;
+	unsigned sgen;         /* sweep generation of the last short read */
 };
+
+/* How long a drained-by-short-read fd may stay silent before it is read
+ * once more; it is read again after one to two intervals. */
+#define SWEEP_INTERVAL GB_MSEC(250)
+
+static void suspect_unlink(gb_fd *f)
+{
+	if (!f->sprev)
+		return;
+	if (f->snext)
+		f->snext->sprev = f->sprev;
+	*f->sprev = f->snext;
+	f->sprev = NULL;
+}
+
+static void sweep_arm(void)
+{
+	struct timeval tv = { 0, (suseconds_t)(SWEEP_INTERVAL / 1000) };
+
+	evtimer_add(&gb__s.sweep, &tv);
+}
+
+/* Every fd still suspect from before the previous sweep is made ready and
+ * its reader woken; the later ones wait for the next sweep. */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+	gb_fd *f, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	gb__s.sweep_gen++;
+	for (f = gb__s.suspects; f; f = next) {
+		next = f->snext;
+		if (f->sgen == gb__s.sweep_gen - 1)
+			continue;
+		suspect_unlink(f);
+		f->ready |= GB_READ;
+		f->drained = 0;
+		if (f->reader) {
+			gb_task *t = f->reader;
+			f->reader = NULL;
+			gb__wake(t, 0);
+		}
+	}
+	if (gb__s.suspects)
+		sweep_arm();
+}
+
+static void suspect_add(gb_fd *f)
+{
+	f->sgen = gb__s.sweep_gen;
+	if (f->sprev)
+		return;
+	if (!gb__s.suspects) {
+		if (!gb__s.sweep_ready) {
+			evtimer_assign(&gb__s.sweep, gb__s.base, sweep, NULL);
+			gb__s.sweep_ready = 1;
+		}
+		if (!evtimer_pending(&gb__s.sweep, NULL))
+			sweep_arm();
+	}
+	f->snext = gb__s.suspects;
+	if (f->snext)
+		f->snext->sprev = &f->snext;
+	gb__s.suspects = f;
+	f->sprev = &gb__s.suspects;
+}
+
+void gb__fd_teardown(void)
+{
+	if (gb__s.sweep_ready)
+		evtimer_del(&gb__s.sweep);
+}
 
 static void fd_event(evutil_socket_t fd, short what, void *arg)
 {
 	gb_fd *f = arg;
 
 	(void)fd;
-	if (what & EV_READ) {
+	if (what & EV_CLOSED)
+		f->rdhup = 1;
+	if (what & (EV_READ | EV_CLOSED)) {
 		f->ready |= GB_READ;
+		f->drained = 0;
+		suspect_unlink(f);
 		if (f->reader) {
 			gb_task *t = f->reader;
 			f->reader = NULL;
@@ -56,8 +152,13 @@ static void fd_event(evutil_socket_t fd, short what, void *arg)
 static void classify(gb_fd *f)
 {
 	struct stat st;
+	int type = 0;
+	socklen_t len = sizeof type;
 
 	f->sock = fstat(f->fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	f->stream = f->sock &&
+	            getsockopt(f->fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	            type == SOCK_STREAM;
 }
 
 static int set_flags(int fd)
@@ -88,7 +189,8 @@ int gb_fd_open(gb_fd **out, int fd)
 	f->fd = fd;
 	classify(f);
 	event_assign(&f->ev, gb__s.base, fd,
-	             EV_READ | EV_WRITE | EV_PERSIST | EV_ET, fd_event, f);
+	             EV_READ | EV_WRITE | EV_PERSIST | EV_ET |
+	             (f->stream ? EV_CLOSED : 0), fd_event, f);
 	if (event_add(&f->ev, NULL) != 0) {
 		free(f);
 		return -EINVAL;
@@ -154,10 +256,7 @@ int gb_io_checkpoint(void)
 }
 
 /* A system call failed with errno: whether to try again (1: EINTR, or
- * EAGAIN and the fd became ready), or give up with *rc. Only EAGAIN proves
- * the fd drained: after a short read, an end of stream may still be
- * pending that the poller reported together with the data and will not
- * report again. */
+ * EAGAIN and the fd became ready), or give up with *rc. */
 static int io_again(gb_fd *f, int events, int64_t deadline, ssize_t *rc)
 {
 	if (errno == EINTR)
@@ -175,9 +274,16 @@ ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
 {
 	ssize_t n = gb_io_checkpoint();
 
+	if (n == 0 && f->drained)
+		n = gb_fd_wait(f, GB_READ, deadline);
 	while (n == 0 && (n = read(f->fd, buf, len)) < 0 &&
 	       io_again(f, GB_READ, deadline, &n))
 		n = 0;
+	if (n > 0 && (size_t)n < len && f->stream && !f->rdhup) {
+		gb_fd_unready(f, GB_READ);
+		f->drained = 1;
+		suspect_add(f);
+	}
 	return n;
 }
 
@@ -228,6 +334,7 @@ int gb_fd_close(gb_fd *f, int close_fd)
 	int rc = 0;
 
 	event_del(&f->ev);
+	suspect_unlink(f);
 	if (f->reader)
 		gb__wake(f->reader, -EBADF);
 	if (f->writer)

@@ -224,7 +224,9 @@ int gb_fd_wait(gb_fd *f, int events, int64_t deadline);
 void gb_fd_unready(gb_fd *f, int events);
 
 /* read(2)/write(2) with optimistic I/O: try the system call first and wait
- * only on EAGAIN. Counts against the task's I/O budget: when the budget of
+ * on EAGAIN. A short read of a stream socket marks it drained, so the next
+ * read waits for the poller first (see fd.c for why that loses no end of
+ * stream or reset). Counts against the task's I/O budget: when the budget of
  * a turn is spent, the call yields first, so a task whose fd is always
  * ready cannot starve others. Return the byte count (0 is end of file for
  * read) or a negative errno. */
@@ -337,7 +339,7 @@ void gb_chan_free(gb_chan *c);
 
 /*
  * A socket owned by the scheduler (giambio's AsyncSocket). Calls try the
- * system call first and wait only on EAGAIN. A peer that resets or
+ * system call first and wait when it would block (see gb_fd_read). A peer that resets or
  * vanishes gives -ECONNRESET or -EPIPE, never a SIGPIPE. Closing a socket
  * wakes any task waiting on it with -EBADF; nobody may use it afterwards.
  */

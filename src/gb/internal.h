@@ -121,6 +121,12 @@ struct gb_sched {
 
 	int spare_fd;           /* see sock.c; -1 when not open */
 
+	/* fds drained by a short read and not heard from since (fd.c). */
+	gb_fd *suspects;
+	struct event sweep;     /* assigned when first needed */
+	unsigned sweep_gen;
+	int sweep_ready;
+
 #ifdef GB_ASAN
 	const void *loop_stack_bottom;
 	size_t loop_stack_size;
@@ -184,6 +190,9 @@ void gb__waitq_wake_all(gb_waitq *q, int rc);
  * returned), the deadline passes or the task is cancelled. An
  * uncancellable wait ignores deadline and cancellation. */
 int gb__waitq_wait(gb_waitq *q, void *data, int64_t deadline, int cancellable);
+
+/* fd.c */
+void gb__fd_teardown(void);
 
 /* sock.c */
 void gb__sock_teardown(void);

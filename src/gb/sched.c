@@ -411,6 +411,7 @@ int gb_run_with(gb_fn main, void *arg, const gb_config *cfg)
 	sigpipe_restore(&sigpipe);
 	gb__work_teardown();
 	gb__sock_teardown();
+	gb__fd_teardown();
 	gb__stack_drain();
 	event_base_free(gb__s.base);
 	gb__s.running = 0;

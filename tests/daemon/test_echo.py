@@ -122,6 +122,23 @@ def test_final_fragment_on_half_close():
     eq(c.read_until_eof(timeout=2), b"", "after an empty half-close")
 
 
+def test_reset_after_partial_line():
+    # A partial line and a reset arrive together; with no idle timeout
+    # the connection must still be noticed gone and closed, many times.
+    d = Daemon()
+    for i in range(5):
+        c = d.connect()
+        c.expect(WELCOME)
+        time.sleep(0.05)
+        c.send(b"partial %d" % i)
+        c.abort()
+        d.wait_log(r"Connection from %s closed" % re.escape(c.addr))
+    c = d.connect()
+    c.expect(WELCOME)
+    c.send(b"still here\n")
+    c.expect(b"Got: still here\n")
+
+
 def _lines_payload(total, width=64):
     lines = []
     n = 0
@@ -352,6 +369,7 @@ if __name__ == "__main__":
         test_several_lines_one_send,
         test_long_line_in_pieces,
         test_final_fragment_on_half_close,
+        test_reset_after_partial_line,
         test_one_mib_in_one_go,
         test_non_reader_does_not_block_others,
         test_log_lines,

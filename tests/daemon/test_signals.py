@@ -281,6 +281,82 @@ def test_reload_moves_port_to_overlapping_address():
     c.expect(b"Welcome to the server pal!\n")
 
 
+def _caught_signals(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def _blocked_in_write_to_stderr(pid):
+    try:
+        with open("/proc/%d/syscall" % pid) as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == "1" and int(fields[1], 16) == 2
+
+
+def test_signals_caught_before_startup_line():
+    # A signal sent on seeing the startup line must find it caught.
+    # Regression: the listeners (and their log lines) came first, and a
+    # SIGHUP sent at once could kill the daemon. The daemon's stderr is a
+    # pipe the test has filled, so its first log line blocks in write(2):
+    # at that moment SIGHUP, SIGTERM and SIGINT must already be caught.
+    import fcntl
+    import os
+    import subprocess
+    import tempfile
+    tmp = tempfile.TemporaryDirectory(prefix="giambiod-test-")
+    conf = os.path.join(tmp.name, "giambio.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text())
+    rfd, wfd = os.pipe()
+    fcntl.fcntl(wfd, 1031, 4096)  # F_SETPIPE_SZ: one page
+    os.set_blocking(wfd, False)
+    filler = 0
+    try:
+        while True:
+            filler += os.write(wfd, b"x" * 512)
+    except BlockingIOError:
+        pass
+    os.set_blocking(wfd, True)  # the daemon shares the open file
+    proc = subprocess.Popen([harness.GIAMBIOD, "-c", conf],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=wfd, preexec_fn=harness._child_setup)
+    os.close(wfd)
+    try:
+        deadline = time.monotonic() + 5
+        while not _blocked_in_write_to_stderr(proc.pid):
+            check(time.monotonic() < deadline and proc.poll() is None,
+                  "the daemon never blocked writing its first log line")
+            time.sleep(0.01)
+        caught = _caught_signals(proc.pid)
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            check(caught & (1 << (sig - 1)),
+                  "%s not caught at the first log line" % sig.name)
+        proc.send_signal(signal.SIGHUP)
+        out = b""
+        while b"reloading" not in out and time.monotonic() < deadline:
+            out += os.read(rfd, 65536)
+        first = out[filler:].split(b"\n")[0]
+        check(re.search(STARTUP_BYTES, first),
+              "the first log line is not the startup line: %r" % first)
+        check(b"SIGHUP received: reloading" in out, "SIGHUP was not handled")
+        proc.send_signal(signal.SIGTERM)
+        eq(proc.wait(5), 0, "exit status")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(rfd)
+        tmp.cleanup()
+
+
+STARTUP_BYTES = harness.STARTUP_RE.encode()
+
+
 if __name__ == "__main__":
     harness.main([
         test_reload_good_file,
@@ -292,4 +368,5 @@ if __name__ == "__main__":
         test_second_sigint_exits_130,
         test_sighup_during_drain_ignored,
         test_reload_moves_port_to_overlapping_address,
+        test_signals_caught_before_startup_line,
     ])
