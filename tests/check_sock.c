@@ -1926,8 +1926,10 @@ START_TEST(test_short_read_drains)
 {
 	struct ping_ctx c;
 
-	if (read_calls() < 0)
-		return; /* no per-process I/O accounting in this kernel */
+	/* The count is the whole process's: valgrind's own reads would be
+	 * counted too; and some kernels keep no per-process I/O accounting. */
+	if (read_calls() < 0 || tu_under_valgrind())
+		return;
 	memset(&c, 0, sizeof c);
 	TU_RUN(ping_main, &c, 0);
 	ck_assert_int_eq(c.pongs, PINGS);
