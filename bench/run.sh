@@ -16,6 +16,7 @@
 #   BENCH_MEM_HOLD   seconds loadgen holds them (10)
 #   BENCH_WORKLOADS  echo workloads to run (all: "c1 c100 c1000 big10";
 #                    empty: none)
+#   BENCH_CHAT       0 skips the chat fan-out runs
 #   BENCH_MEM        0 skips the idle-connection memory figure
 #   BENCH_STRACE     0 skips the system-call count (on if strace exists)
 #   BENCH_CALLGRIND  0 skips instructions per message (on if valgrind
@@ -39,8 +40,9 @@
 # -f; the references too, for comparison) and instructions per message
 # (callgrind, giambiod and the references).
 #
-# Chat fan-out (one sender, 100/1000 receivers, beside ncat --chat) is out
-# of scope for this version of the script.
+# Chat fan-out: one sender and 100 or 1000 receivers in one room
+# (bench/chatgen), giambiod beside ncat --chat when it is installed:
+# deliveries per second, delivery latency, deliveries per server CPU-s.
 
 set -u
 
@@ -167,10 +169,11 @@ start_server() {
 		rm -f "$TMP/cg.$1"*
 		pre="taskset -c 0 valgrind -q --tool=callgrind --callgrind-out-file=$TMP/cg.$1" ;;
 	esac
-	conf=$CONF
+	conf=${SRV_CONF:-$CONF}
 	[ "${3:-}" = mem ] && conf=$MEMCONF
 	case $1 in
 	giambiod) set -- "$GIAMBIOD" -c "$conf" --listen "127.0.0.1:$PORT" -l error ;;
+	ncat) set -- ncat -l 127.0.0.1 "$PORT" --chat -m 5000 ;;
 	*) set -- "$B/bench/echo_$1" -p "$PORT" ;;
 	esac
 	$pre "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
@@ -196,12 +199,12 @@ start_server() {
 	return 0
 }
 
-# loadgen ARGS...: runs loadgen pinned to CPU 1 against PORT in the
-# background, output in $TMP/lg.out; LG_PID.
+# loadgen LIMIT ARGS...: runs $TOOL (loadgen unless set) pinned to CPU 1
+# against PORT in the background, output in $TMP/lg.out; LG_PID.
 loadgen_bg() {
 	lim=$1
 	shift
-	timeout -k 5 "$lim" taskset -c 1 "$LOADGEN" -H 127.0.0.1 -p "$PORT" "$@" >"$TMP/lg.out" 2>&1 &
+	timeout -k 5 "$lim" taskset -c 1 "${TOOL:-$LOADGEN}" -H 127.0.0.1 -p "$PORT" "$@" >"$TMP/lg.out" 2>&1 &
 	LG_PID=$!
 }
 # Waits for it; sets RES to its RESULT line (empty on failure).
@@ -230,13 +233,27 @@ echo "  from /proc/PID/stat) sampled inside the measured window"
 RESULTS=$TMP/results # workload server msgs_per_s p99 util msgs_per_cpu errors
 : >"$RESULTS"
 
-# echo_run WORKLOAD SERVER CONNS SIZE
-echo_run() {
-	if ! start_server "$2" plain; then
-		echo "$1 $2 - - - - -" >>"$RESULTS"
+# measured_run WORKLOAD SERVER RATE ARGS...: starts SERVER, runs $TOOL
+# (loadgen unless set) with ARGS, and records the RATE field of its
+# RESULT line, p99, the server's CPU use and RATE per CPU-second. A tool
+# that prints "WARMUP" (chatgen) starts its warmup there, after its
+# set-up; loadgen starts it at once.
+measured_run() {
+	wl=$1 srv=$2 rate=$3
+	shift 3
+	if ! start_server "$srv" plain; then
+		echo "$wl $srv - - - - -" >>"$RESULTS"
 		return
 	fi
-	loadgen_bg $((W + D + 60)) -c "$3" -s "$4" -d 1 -t "$D" -w "$W"
+	loadgen_bg $((W + D + 120)) "$@" -t "$D" -w "$W"
+	if [ "${TOOL:-$LOADGEN}" != "$LOADGEN" ]; then
+		i=0
+		while ! grep -q '^WARMUP' "$TMP/lg.out" && kill -0 "$LG_PID" 2>/dev/null &&
+			[ $i -lt 1200 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 	# The CPU window: from WARMUP+0.2 s to WARMUP+SECONDS-0.4 s.
 	sleep "$W"
 	sleep 0.2
@@ -248,15 +265,16 @@ echo_run() {
 	early=
 	kill -0 "$LG_PID" 2>/dev/null || early=1
 	if loadgen_wait; then
-		[ -n "$early" ] && echo "run.sh: $1/$2: loadgen ended before the CPU window closed" >&2
-		mps=$(field msgs_per_s "$RES")
+		[ -n "$early" ] && echo "run.sh: $wl/$srv: load ended before the CPU window closed" >&2
+		mps=$(field "$rate" "$RES")
 		p99=$(field p99_us "$RES")
-		err=$(field errors "$RES")
+		lost=$(field lost "$RES")
+		err=$(($(field errors "$RES") + ${lost:-0}))
 		util=$(calc "u = ($c1 - $c0) / $HZ / ($t1 - $t0); printf \"%.3f\", u")
 		mpc=$(calc "u = $util; if (u > 0) printf \"%.0f\", $mps / u; else print \"-\"")
-		echo "$1 $2 $mps $p99 $util $mpc $err" >>"$RESULTS"
+		echo "$wl $srv $mps $p99 $util $mpc $err" >>"$RESULTS"
 	else
-		echo "$1 $2 - - - - -" >>"$RESULTS"
+		echo "$wl $srv - - - - -" >>"$RESULTS"
 	fi
 	stop_server
 }
@@ -266,23 +284,24 @@ ratio() { # a b -> a/b with 2 decimals, or -
 	calc "if ($2 > 0) printf \"%.2fx\", $1 / $2; else print \"-\""
 }
 
-table() { # WORKLOAD TITLE
+table() { # WORKLOAD TITLE [UNIT [REFERENCES]]
 	tw=$1
+	unit=${3:-msgs}
 	echo
 	echo "== $2"
-	printf '%-10s %12s %8s %9s %12s %7s\n' server msgs/s p99_us srv_cpu% msgs/CPU-s errors
+	printf '%-10s %12s %8s %9s %12s %7s\n' server "$unit/s" p99_us srv_cpu% "$unit/CPU-s" errors
 	awk -v w="$tw" '$1 == w {
 		cpu = ($5 == "-") ? "-" : sprintf("%.1f", $5 * 100)
 		printf "%-10s %12s %8s %9s %12s %7s\n", $2, $3, $4, cpu, $6, $7 }' "$RESULTS"
 	g=$(awk -v w="$tw" '$1 == w && $2 == "giambiod"' "$RESULTS")
-	for ref in libevent epoll; do
+	for ref in ${4:-libevent epoll}; do
 		r=$(awk -v w="$tw" -v s=$ref '$1 == w && $2 == s' "$RESULTS")
 		[ -n "$r" ] || continue
 		set -- $g
 		gm=$3 gp=$4 gc=$6
 		set -- $r
-		printf 'giambiod/%-8s msgs/s %s  msgs/CPU-s %s  p99 %s\n' "$ref" \
-			"$(ratio "$gm" "$3")" "$(ratio "$gc" "$6")" "$(ratio "$gp" "$4")"
+		printf 'giambiod/%-8s %s/s %s  %s/CPU-s %s  p99 %s\n' "$ref" \
+			"$unit" "$(ratio "$gm" "$3")" "$unit" "$(ratio "$gc" "$6")" "$(ratio "$gp" "$4")"
 	done
 }
 
@@ -297,7 +316,7 @@ for wl in $WORKLOADS; do
 $wl
 EOF
 	for s in $SERVERS; do
-		echo_run "$name" "$s" "$conns" "$size"
+		measured_run "$name" "$s" msgs_per_s -c "$conns" -s "$size" -d 1
 	done
 	case $name in
 	c1) title="1 connection, ping-pong, 64 B" ;;
@@ -328,6 +347,40 @@ for wl in $WORKLOADS; do
 			}
 		}' "$RESULTS"
 done
+
+# --------------------------------------------------------- chat fan-out
+# One sender, N receivers in one room (bench/chatgen), giambiod in chat
+# mode beside ncat --chat (at 100 receivers: ncat's select() cannot go
+# past 1024 descriptors); then 100 receivers with 10 more that never read.
+CHATGEN=$B/bench/chatgen
+CHATCONF=$TMP/giambio-chat.conf
+printf '[log]\nlevel = error\n[server]\nmode = chat\n[limits]\nmax_clients = 0\nmax_clients_per_ip = 0\nshutdown_timeout = 0\n' >"$CHATCONF"
+if [ "${BENCH_CHAT:-1}" != 0 ] && [ -x "$CHATGEN" ]; then
+	CHATREFS=
+	if command -v ncat >/dev/null 2>&1; then
+		CHATREFS=ncat
+	else
+		echo "run.sh: ncat is not installed: chat runs without it" >&2
+	fi
+	TOOL=$CHATGEN
+	for wl in chat100:100:0 chat1000:1000:0 slow100:100:10; do
+		IFS=: read -r name nr ns <<EOF
+$wl
+EOF
+		SRV_CONF=$CHATCONF
+		measured_run "$name" giambiod deliveries_per_s -r "$nr" -S "$ns"
+		SRV_CONF=
+		if [ "$nr" -le 100 ]; then
+			for r in $CHATREFS; do
+				measured_run "$name" "$r" deliveries_per_s -r "$nr" -S "$ns"
+			done
+		fi
+		title="chat: 1 sender, $nr receivers"
+		[ "$ns" -gt 0 ] && title="$title and $ns that never read"
+		table "$name" "$title" dlv "$CHATREFS"
+	done
+	TOOL=
+fi
 
 # ---------------------------------------------------------------- memory
 if [ "${BENCH_MEM:-1}" != 0 ]; then
