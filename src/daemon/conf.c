@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,24 @@ static int set_listen(struct conf *c, const struct key *k, const char *v)
 	return 0;
 }
 
+/* The user is looked up when the file is read, so that a name the system
+ * does not know is a configuration error like any other, reported before
+ * anything is opened. root is refused: dropping to it is no drop. */
+static int set_user(struct conf *c, const struct key *k, const char *v)
+{
+	struct passwd *pw = getpwnam(v);
+	char *d;
+
+	(void)k;
+	if (!pw || pw->pw_uid == 0 || !(d = strdup(v)))
+		return -EINVAL;
+	free(c->user);
+	c->user = d;
+	c->uid = pw->pw_uid;
+	c->gid = pw->pw_gid;
+	return 0;
+}
+
 #define SEC 1000000000ULL
 static const struct key keys[] = {
 	{ "server", "listen", set_listen, 0, 0, 0,
@@ -209,6 +228,8 @@ static const struct key keys[] = {
 	  "echo or chat", 0 },
 	{ "server", "welcome", set_string, offsetof(struct conf, welcome), 0,
 	  160, "a line of text of at most 160 bytes", 0 },
+	{ "server", "user", set_user, 0, 0, 0,
+	  "the name of an existing user other than root", 0 },
 	{ "limits", "max_clients", set_uint, offsetof(struct conf, max_clients),
 	  0, 1000000, "a whole number from 0 (no limit) to 1000000", 0 },
 	{ "limits", "max_clients_per_ip", set_uint,
@@ -269,6 +290,8 @@ void conf_free(struct conf *c)
 	listen_clear(c);
 	free(c->welcome);
 	c->welcome = NULL;
+	free(c->user);
+	c->user = NULL;
 }
 
 int conf_set_listen(struct conf *c, char **addrs, size_t n)
@@ -292,9 +315,10 @@ int conf_copy(struct conf *dst, const struct conf *src)
 {
 	*dst = *src;
 	dst->welcome = strdup(src->welcome);
+	dst->user = src->user ? strdup(src->user) : NULL;
 	for (size_t i = 0; i < src->nlisten; i++)
 		dst->listen[i] = strdup(src->listen[i]);
-	int fail = !dst->welcome;
+	int fail = !dst->welcome || (src->user && !dst->user);
 	for (size_t i = 0; i < src->nlisten; i++)
 		fail |= !dst->listen[i];
 	if (fail) {

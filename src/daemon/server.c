@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "priv.h"
 #include "sd.h"
 #include "server.h"
 
@@ -268,7 +269,11 @@ static int listener_open(struct server *srv, const char *spec)
 
 	if (rc == 0 && (rc = listener_start(srv, spec, sock, -1)) < 0)
 		gb_sock_close(sock);
-	if (rc < 0)
+	if (rc == -EACCES && priv_dropped())
+		log_error("cannot listen on %s: %s (root was dropped at startup: "
+		          "ports below 1024 can only be opened at a restart)",
+		          spec, strerror(-rc));
+	else if (rc < 0)
 		log_error("cannot listen on %s: %s", spec, strerror(-rc));
 	return rc;
 }
@@ -317,6 +322,12 @@ static void report_error(const char *msg)
 	log_error("%s", msg);
 }
 
+/* Equal strings, NULL being equal only to NULL. */
+static int str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* Rereads the file and applies it; returns 0, or -1 when the file was
  * rejected and the old configuration stays. */
 static int reload_conf(struct server *srv)
@@ -333,6 +344,11 @@ static int reload_conf(struct server *srv)
 		conf_free(&nc);
 		return -1;
 	}
+	if (!str_eq(nc.user, srv->conf.user))
+		log_warning("reload: user changed from %s to %s: giambiod "
+		            "changes users only at startup; restart it to apply "
+		            "that", srv->conf.user ? srv->conf.user : "(none)",
+		            nc.user ? nc.user : "(none)");
 	conf_free(&srv->conf);
 	srv->conf = nc;
 	log_set_level(srv->conf.log_level);
@@ -459,7 +475,12 @@ int server_main(void *arg)
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	if (open_listeners(srv) < 0 || start_service(srv) < 0) {
+	/* Signals are caught first, so that one sent as soon as the startup
+	 * line is logged is handled, not fatal. Root is dropped once the
+	 * sockets are open, before the first client is accepted (that takes
+	 * this task yielding, in gb_event_wait). */
+	if (start_service(srv) < 0 || open_listeners(srv) < 0 ||
+	    priv_drop(&srv->conf) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {
