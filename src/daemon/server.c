@@ -147,7 +147,7 @@ static void admit(struct listener *l, gb_sock *s,
 		       "too many connections from its address");
 		return;
 	}
-	if (!(cl = calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
+	if (!(cl = gb_calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
 		free(cl);
 		reject(srv, s, name, "! server busy\n", "out of memory");
 		return;
@@ -235,13 +235,13 @@ enum mode listener_mode(const struct listener *l)
 int listener_start(struct server *srv, const char *spec, gb_sock *sock,
                    int mode)
 {
-	struct listener *l = calloc(1, sizeof *l);
+	struct listener *l = gb_calloc(1, sizeof *l);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	gb_spawn_opts o = { .name = "accept" };
 	int rc;
 
-	if (!l || !(l->spec = strdup(spec))) {
+	if (!l || !(l->spec = gb_strdup(spec))) {
 		free(l);
 		return -ENOMEM;
 	}
@@ -484,6 +484,7 @@ int server_main(void *arg)
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {
+		gb_fault_arm(); /* test builds only: see gb.h */
 		char status[STATUS_MAX];
 		status_line(srv, status, sizeof status);
 		sd_say("READY=1\nSTATUS=%s", status);
