@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -683,7 +684,7 @@ START_TEST(test_unknown_key)
 {
 	one_error("[server]\nport = 25000\n",
 	          "t.conf:2: port: unknown key in [server]; expected one of: "
-	          "listen, mode, welcome");
+	          "listen, mode, welcome, user");
 	one_error("[limits]\n\nmaxclients = 5\n",
 	          "t.conf:3: maxclients: unknown key in [limits]; expected one "
 	          "of: max_clients, max_clients_per_ip, max_line, idle_timeout, "
@@ -696,7 +697,7 @@ START_TEST(test_unknown_key)
 	/* Keys are lower-case. */
 	one_error("[server]\nMode = chat\n",
 	          "t.conf:2: Mode: unknown key in [server]; expected one of: "
-	          "listen, mode, welcome");
+	          "listen, mode, welcome, user");
 	one_error("[log]\nLEVEL = info\n",
 	          "t.conf:2: LEVEL: unknown key in [log]; expected one of: level");
 }
@@ -1158,6 +1159,45 @@ START_TEST(test_conf_copy)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- user */
+
+START_TEST(test_user)
+{
+	struct res r;
+	struct conf d;
+
+	load_ok(&r, "");
+	ck_assert_ptr_null(r.c.user); /* default: no drop */
+	done(&r);
+	/* Looked up when read: nobody's ids, whatever they are here. */
+	struct passwd *pw = getpwnam("nobody");
+	ck_assert_ptr_nonnull(pw);
+	load_ok(&r, "[server]\nuser = nobody\n");
+	ck_assert_str_eq(r.c.user, "nobody");
+	ck_assert_uint_eq(r.c.uid, pw->pw_uid);
+	ck_assert_uint_eq(r.c.gid, pw->pw_gid);
+	ck_assert_int_eq(conf_copy(&d, &r.c), 0);
+	ck_assert_ptr_ne(d.user, r.c.user);
+	done(&r);
+	ck_assert_str_eq(d.user, "nobody");
+	ck_assert_uint_eq(d.uid, pw->pw_uid);
+	conf_free(&d);
+	ck_assert_ptr_null(d.user);
+	one_error("[server]\nuser = no-such-user-here\n",
+	          "t.conf:2: server.user: bad value \"no-such-user-here\"; "
+	          "expected the name of an existing user other than root");
+	one_error("[server]\nuser = root\n",
+	          "t.conf:2: server.user: bad value \"root\"; expected the "
+	          "name of an existing user other than root");
+	one_error("[server]\nuser =\n",
+	          "t.conf:2: server.user: bad value \"\"; expected the "
+	          "name of an existing user other than root");
+	one_error("[server]\nuser = nobody\nuser = nobody\n",
+	          "t.conf:3: server.user: given twice (first on line 2); "
+	          "expected it once");
+}
+END_TEST
+
 START_TEST(test_conf_set_listen)
 {
 	struct conf c;
@@ -1252,6 +1292,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_conf_copy);
+	tcase_add_test(tc, test_user);
 	tcase_add_test(tc, test_conf_set_listen);
 	suite_add_tcase(s, tc);
 	return s;

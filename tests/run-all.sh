@@ -33,7 +33,9 @@ run_build() { # name, configure flags...
 run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
-run_build sanitize --enable-sanitizers
+# Also with fault injection (tests/daemon/test_faults.py), test builds
+# only.
+run_build sanitize --enable-sanitizers --enable-fault-injection
 run_build portable --with-context=ucontext --without-systemd
 echo "== make distcheck"
 (cd build/normal && make -j"$jobs" distcheck >distcheck.log 2>&1 ||

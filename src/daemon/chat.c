@@ -46,7 +46,7 @@ struct chat_member {
 
 static struct chat_room *room_new(struct chat *c, const char *name, size_t n)
 {
-	struct chat_room *r = calloc(1, sizeof *r), **pp = &c->rooms;
+	struct chat_room *r = gb_calloc(1, sizeof *r), **pp = &c->rooms;
 
 	if (!r)
 		return NULL;
@@ -161,13 +161,17 @@ static void deliver(struct chat_member *m, struct outmsg *msg)
 
 	if (!msg || m->slow)
 		return;
-	if ((limit && m->out.bytes + msg->len > limit && m->out.flushing) ||
-	    outbox_push(&m->out, msg) < 0) {
-		m->slow = 1;
+	if (limit && m->out.bytes + msg->len > limit && m->out.flushing)
 		log_warning("%s (%s) is too slow: %zu bytes waiting; "
 		            "disconnecting it", m->cl->addr, m->nick, m->out.bytes);
-		gb_cancel(m->cl->task);
-	}
+	else if (outbox_push(&m->out, msg) < 0)
+		log_warning("%s (%s): out of memory for its outbox; "
+		            "disconnecting it", m->cl->addr, m->nick);
+	else
+		return;
+	/* Either way, what it was sent is no longer complete: it goes. */
+	m->slow = 1;
+	gb_cancel(m->cl->task);
 }
 
 /* Sends msg to everyone in room r except skip (may be NULL); consumes the
@@ -254,7 +258,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 		if ((size_t)n < *cap - *len)
 			break;
 		size_t ncap = 2 * (*cap + (size_t)n);
-		char *b = realloc(*buf, ncap);
+		char *b = gb_realloc(*buf, ncap);
 		if (!b)
 			return -ENOMEM;
 		*buf = b;
@@ -267,7 +271,7 @@ static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 static void cmd_rooms(struct chat_member *m)
 {
 	size_t len = 0, cap = 256;
-	char *buf = malloc(cap);
+	char *buf = gb_malloc(cap);
 	int rc = buf ? append(&buf, &len, &cap, "* rooms:") : -ENOMEM;
 
 	for (struct chat_room *r = m->chat->rooms; r && rc == 0; r = r->next)
@@ -281,7 +285,7 @@ static void cmd_rooms(struct chat_member *m)
 static void cmd_who(struct chat_member *m)
 {
 	size_t len = 0, cap = 256;
-	char *buf = malloc(cap);
+	char *buf = gb_malloc(cap);
 	int rc = buf ? append(&buf, &len, &cap, "* in #%s:", m->room->name)
 	             : -ENOMEM;
 
@@ -454,20 +458,27 @@ int chat_serve(struct client *cl)
 	char reason[256] = "";
 	gb_group *g;
 	enum leave how = LEAVE_GONE;
+	int started = 0;
 
-	if (framer_init(&f, cl->srv->conf.max_line) < 0)
+	if (framer_init(&f, cl->srv->conf.max_line) < 0) {
+		log_warning("%s: out of memory: closing the connection", cl->addr);
 		return -ENOMEM;
+	}
 	outbox_init(&m.out);
 	guest_nick(c, &m);
 	member_link(c, &m);
 	room_add(c->rooms, &m);
 	if (gb_group_open(&g) == 0) {
 		if (gb_spawn(g, outbox_writer, &w, NULL, NULL) == 0) {
+			started = 1;
 			welcome(&m);
 			how = read_loop(&m, &f, reason, sizeof reason);
 		}
 		gb_group_close(g);
 	}
+	if (!started)
+		log_warning("%s: out of memory for its writer task: closing the "
+		            "connection", cl->addr);
 	announce_leave(&m, how, reason);
 	room_remove(c, &m);
 	member_unlink(c, &m);

@@ -136,7 +136,7 @@ static ssize_t echo_recv(struct client *cl, const char **line)
 static void echo_serve(struct client *cl)
 {
 	const char *line;
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (send_welcome(cl) < 0)
 		goto out;
@@ -148,6 +148,8 @@ static void echo_serve(struct client *cl)
 		if (log_enabled(LOG_DEBUG))
 			log_data("Echoed back '%s' to %s", line, (size_t)n, cl->addr);
 	}
+	if (n == -ENOMEM)
+		log_warning("%s: out of memory: closing the connection", cl->addr);
 out:
 	if (cl->srv->draining)
 		client_farewell(cl, NULL, 0);

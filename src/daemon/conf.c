@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,7 +180,7 @@ static int set_string(struct conf *c, const struct key *k, const char *v)
 	char **field = FIELD(char *, c, k);
 	char *d;
 
-	if (strlen(v) > k->max || !(d = strdup(v)))
+	if (strlen(v) > k->max || !(d = gb_strdup(v)))
 		return -EINVAL;
 	free(*field);
 	*field = d;
@@ -194,9 +195,27 @@ static int set_listen(struct conf *c, const struct key *k, const char *v)
 
 	(void)k;
 	if (gb_addr_parse(v, &ss, &len) < 0 || c->nlisten == CONF_LISTEN_MAX ||
-	    !(d = strdup(v)))
+	    !(d = gb_strdup(v)))
 		return -EINVAL;
 	c->listen[c->nlisten++] = d;
+	return 0;
+}
+
+/* The user is looked up when the file is read, so that a name the system
+ * does not know is a configuration error like any other, reported before
+ * anything is opened. root is refused: dropping to it is no drop. */
+static int set_user(struct conf *c, const struct key *k, const char *v)
+{
+	struct passwd *pw = getpwnam(v);
+	char *d;
+
+	(void)k;
+	if (!pw || pw->pw_uid == 0 || !(d = gb_strdup(v)))
+		return -EINVAL;
+	free(c->user);
+	c->user = d;
+	c->uid = pw->pw_uid;
+	c->gid = pw->pw_gid;
 	return 0;
 }
 
@@ -209,6 +228,8 @@ static const struct key keys[] = {
 	  "echo or chat", 0 },
 	{ "server", "welcome", set_string, offsetof(struct conf, welcome), 0,
 	  160, "a line of text of at most 160 bytes", 0 },
+	{ "server", "user", set_user, 0, 0, 0,
+	  "the name of an existing user other than root", 0 },
 	{ "limits", "max_clients", set_uint, offsetof(struct conf, max_clients),
 	  0, 1000000, "a whole number from 0 (no limit) to 1000000", 0 },
 	{ "limits", "max_clients_per_ip", set_uint,
@@ -242,10 +263,10 @@ static const char *const sections[] = { "server", "limits", "log" };
 void conf_defaults(struct conf *c)
 {
 	memset(c, 0, sizeof *c);
-	c->listen[0] = strdup("*:25000");
+	c->listen[0] = gb_strdup("*:25000");
 	c->nlisten = c->listen[0] ? 1 : 0;
 	c->mode = MODE_ECHO;
-	c->welcome = strdup("Welcome to the server pal!");
+	c->welcome = gb_strdup("Welcome to the server pal!");
 	c->max_clients = 10000;
 	c->max_clients_per_ip = 64;
 	c->max_line = 4096;
@@ -269,6 +290,8 @@ void conf_free(struct conf *c)
 	listen_clear(c);
 	free(c->welcome);
 	c->welcome = NULL;
+	free(c->user);
+	c->user = NULL;
 }
 
 int conf_set_listen(struct conf *c, char **addrs, size_t n)
@@ -291,10 +314,11 @@ int conf_set_listen(struct conf *c, char **addrs, size_t n)
 int conf_copy(struct conf *dst, const struct conf *src)
 {
 	*dst = *src;
-	dst->welcome = strdup(src->welcome);
+	dst->welcome = gb_strdup(src->welcome);
+	dst->user = src->user ? gb_strdup(src->user) : NULL;
 	for (size_t i = 0; i < src->nlisten; i++)
-		dst->listen[i] = strdup(src->listen[i]);
-	int fail = !dst->welcome;
+		dst->listen[i] = gb_strdup(src->listen[i]);
+	int fail = !dst->welcome || (src->user && !dst->user);
 	for (size_t i = 0; i < src->nlisten; i++)
 		fail |= !dst->listen[i];
 	if (fail) {
@@ -330,11 +354,11 @@ static void error_at(struct parse *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
 	va_end(ap);
-	msg = realloc(p->errs->msg, (p->errs->n + 1) * sizeof *msg);
+	msg = gb_realloc(p->errs->msg, (p->errs->n + 1) * sizeof *msg);
 	if (!msg)
 		return;
 	p->errs->msg = msg;
-	if ((msg[p->errs->n] = strdup(buf)))
+	if ((msg[p->errs->n] = gb_strdup(buf)))
 		p->errs->n++;
 }
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 enum mode { MODE_ECHO, MODE_CHAT };
 
@@ -19,6 +20,9 @@ struct conf {
 	size_t nlisten;
 	enum mode mode;
 	char *welcome;                  /* owned; without the newline */
+	char *user;                     /* owned; NULL: stay who started */
+	uid_t uid;                      /* user's, looked up when read */
+	gid_t gid;                      /* user's primary group */
 	/* [limits]; 0 means no limit except where noted */
 	unsigned max_clients;
 	unsigned max_clients_per_ip;

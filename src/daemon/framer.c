@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "gb.h"
 #include "framer.h"
 
 enum { IAC = 255, SB = 250, SE = 240, WILL = 251, DONT = 254 };
@@ -21,7 +22,7 @@ enum telnet_state {
 int framer_init(struct framer *f, size_t max)
 {
 	*f = (struct framer){ .max = max };
-	f->line = malloc(max);
+	f->line = gb_malloc(max);
 	return f->line ? 0 : -ENOMEM;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gb.h"
 #include "iptable.h"
 
 struct ipnode {
@@ -25,7 +26,7 @@ int iptable_init(struct iptable *t)
 {
 	t->nbuckets = NBUCKETS;
 	t->n = 0;
-	t->buckets = calloc(t->nbuckets, sizeof *t->buckets);
+	t->buckets = gb_calloc(t->nbuckets, sizeof *t->buckets);
 	return t->buckets ? 0 : -ENOMEM;
 }
 
@@ -92,7 +93,7 @@ int iptable_inc(struct iptable *t, const struct sockaddr *sa)
 	key_of(sa, key);
 	pp = find(t, key);
 	if (!*pp) {
-		if (!(*pp = calloc(1, sizeof **pp)))
+		if (!(*pp = gb_calloc(1, sizeof **pp)))
 			return -ENOMEM;
 		memcpy((*pp)->addr, key, 16);
 		t->n++;

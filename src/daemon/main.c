@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "priv.h"
 #include "sd.h"
 #include "server.h"
 
@@ -139,6 +140,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(srv.conf.log_level);
+	if (priv_check(&srv.conf) < 0)
+		return EXIT_CONFIG;
 	if (iptable_init(&srv.per_ip) < 0 || chat_init(&srv.chat) < 0) {
 		log_error("out of memory");
 		return 1;

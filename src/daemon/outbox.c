@@ -20,7 +20,7 @@ struct outmsg *outmsg_printf(const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !(m = malloc(sizeof *m + (size_t)n + 1)))
+	if (n < 0 || !(m = gb_malloc(sizeof *m + (size_t)n + 1)))
 		return NULL;
 	va_start(ap, fmt);
 	vsnprintf(m->data, (size_t)n + 1, fmt, ap);
@@ -55,7 +55,7 @@ void outbox_free(struct outbox *o)
 static int grow(struct outbox *o)
 {
 	size_t cap = o->cap ? 2 * o->cap : 8;
-	struct outmsg **q = malloc(cap * sizeof *q);
+	struct outmsg **q = gb_malloc(cap * sizeof *q);
 
 	if (!q)
 		return -ENOMEM;

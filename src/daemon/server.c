@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "priv.h"
 #include "sd.h"
 #include "server.h"
 
@@ -149,7 +150,7 @@ static void admit(struct listener *l, gb_sock *s,
 		       "too many connections from its address");
 		return;
 	}
-	if (!(cl = calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
+	if (!(cl = gb_calloc(1, sizeof *cl)) || iptable_inc(&srv->per_ip, sa) < 0) {
 		free(cl);
 		reject(srv, s, name, "! server busy\n", "out of memory");
 		return;
@@ -237,13 +238,13 @@ enum mode listener_mode(const struct listener *l)
 int listener_start(struct server *srv, const char *spec, gb_sock *sock,
                    int mode)
 {
-	struct listener *l = calloc(1, sizeof *l);
+	struct listener *l = gb_calloc(1, sizeof *l);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	gb_spawn_opts o = { .name = "accept" };
 	int rc;
 
-	if (!l || !(l->spec = strdup(spec))) {
+	if (!l || !(l->spec = gb_strdup(spec))) {
 		free(l);
 		return -ENOMEM;
 	}
@@ -271,7 +272,11 @@ static int listener_open(struct server *srv, const char *spec)
 
 	if (rc == 0 && (rc = listener_start(srv, spec, sock, -1)) < 0)
 		gb_sock_close(sock);
-	if (rc < 0)
+	if (rc == -EACCES && priv_dropped())
+		log_error("cannot listen on %s: %s (root was dropped at startup: "
+		          "ports below 1024 can only be opened at a restart)",
+		          spec, strerror(-rc));
+	else if (rc < 0)
 		log_error("cannot listen on %s: %s", spec, strerror(-rc));
 	return rc;
 }
@@ -320,6 +325,12 @@ static void report_error(const char *msg)
 	log_error("%s", msg);
 }
 
+/* Equal strings, NULL being equal only to NULL. */
+static int str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* Rereads the file and applies it; returns 0, or -1 when the file was
  * rejected and the old configuration stays. */
 static int reload_conf(struct server *srv)
@@ -336,6 +347,11 @@ static int reload_conf(struct server *srv)
 		conf_free(&nc);
 		return -1;
 	}
+	if (!str_eq(nc.user, srv->conf.user))
+		log_warning("reload: user changed from %s to %s: giambiod "
+		            "changes users only at startup; restart it to apply "
+		            "that", srv->conf.user ? srv->conf.user : "(none)",
+		            nc.user ? nc.user : "(none)");
 	conf_free(&srv->conf);
 	srv->conf = nc;
 	log_set_level(srv->conf.log_level);
@@ -463,12 +479,16 @@ int server_main(void *arg)
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	/* Signals first: once a listener is announced in the log, a signal
-	 * sent on seeing it must find them caught. */
-	if (start_service(srv) < 0 || open_listeners(srv) < 0) {
+	/* Signals are caught first, so that one sent as soon as the startup
+	 * line is logged is handled, not fatal. Root is dropped once the
+	 * sockets are open, before the first client is accepted (that takes
+	 * this task yielding, in gb_event_wait). */
+	if (start_service(srv) < 0 || open_listeners(srv) < 0 ||
+	    priv_drop(&srv->conf) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {
+		gb_fault_arm(); /* test builds only: see gb.h */
 		char status[STATUS_MAX];
 		status_line(srv, status, sizeof status);
 		sd_say("READY=1\nSTATUS=%s", status);

@@ -30,9 +30,9 @@ int gb_chan_open(gb_chan **out, size_t item_size, size_t capacity)
 
 	if (item_size == 0 || (capacity && item_size > SIZE_MAX / capacity))
 		return -EINVAL;
-	if (!(c = calloc(1, sizeof *c)))
+	if (!(c = gb_calloc(1, sizeof *c)))
 		return -ENOMEM;
-	if (capacity && !(c->ring = malloc(item_size * capacity))) {
+	if (capacity && !(c->ring = gb_malloc(item_size * capacity))) {
 		free(c);
 		return -ENOMEM;
 	}

@@ -184,7 +184,7 @@ int gb_fd_open(gb_fd **out, int fd)
 		return -EINVAL;
 	if ((rc = set_flags(fd)) < 0)
 		return rc == -EBADF ? -EINVAL : rc;
-	if (!(f = calloc(1, sizeof *f)))
+	if (!(f = gb_calloc(1, sizeof *f)))
 		return -ENOMEM;
 	f->fd = fd;
 	classify(f);

@@ -485,6 +485,34 @@ enum { GB_LOG_ERROR, GB_LOG_WARNING, GB_LOG_INFO, GB_LOG_DEBUG };
 typedef void (*gb_log_fn)(int level, const char *msg);
 void gb_set_log(gb_log_fn fn);
 
+/* -------------------------------------------------------------- memory */
+
+/* Every allocation of the scheduler and of the daemon goes through these.
+ * Built with --enable-fault-injection (GB_FAULT_INJECTION, test builds
+ * only), they fail on purpose once gb_fault_arm() has run, as the
+ * environment asks (see fault.c): GB_FAULT_ALLOC=N fails 1 in N
+ * allocations, GB_FAULT_STACK=N every Nth task stack mapping. Otherwise
+ * they are the C library's functions, inlined, and gb_fault_arm() does
+ * nothing, so that production builds pay nothing. */
+#ifdef GB_FAULT_INJECTION
+void *gb_malloc(size_t n);
+void *gb_calloc(size_t n, size_t size);
+void *gb_realloc(void *p, size_t n);
+char *gb_strdup(const char *s);
+void gb_fault_arm(void);
+#else
+#include <stdlib.h>
+#include <string.h>
+static inline void *gb_malloc(size_t n) { return malloc(n); }
+static inline void *gb_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+static inline void *gb_realloc(void *p, size_t n) { return realloc(p, n); }
+static inline char *gb_strdup(const char *s) { return strdup(s); }
+static inline void gb_fault_arm(void) {}
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,7 +22,7 @@ struct gb_group {
 
 int gb_group_open(gb_group **out)
 {
-	gb_group *g = calloc(1, sizeof *g);
+	gb_group *g = gb_calloc(1, sizeof *g);
 
 	if (!g)
 		return -ENOMEM;
@@ -96,7 +96,7 @@ static void child_failed(gb_group *g, int err)
 		g->first_err = err;
 	if (g->errs_len == g->errs_cap) {
 		size_t cap = g->errs_cap ? 2 * g->errs_cap : 4;
-		int *e = realloc(g->errs, cap * sizeof *e);
+		int *e = gb_realloc(g->errs, cap * sizeof *e);
 		if (e) {
 			g->errs = e;
 			g->errs_cap = cap;

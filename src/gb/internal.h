@@ -213,4 +213,11 @@ static inline int gb__checkpoint_status(gb_task *t)
 	return gb__scope_check(t, t->scope, NULL);
 }
 
+/* fault.c: whether this task stack mapping is to fail (see gb.h). */
+#ifdef GB_FAULT_INJECTION
+int gb__fault_stack(void);
+#else
+#define gb__fault_stack() 0
+#endif
+
 #endif

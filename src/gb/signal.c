@@ -53,9 +53,9 @@ static void signal_cb(evutil_socket_t signo, short what, void *arg)
 
 int gb_signals_open(gb_signals **out, const int *signos, int n)
 {
-	gb_signals *s = calloc(1, sizeof *s);
+	gb_signals *s = gb_calloc(1, sizeof *s);
 
-	if (!s || n <= 0 || !(s->evs = calloc((size_t)n, sizeof *s->evs))) {
+	if (!s || n <= 0 || !(s->evs = gb_calloc((size_t)n, sizeof *s->evs))) {
 		free(s);
 		return n <= 0 ? -EINVAL : -ENOMEM;
 	}

@@ -61,7 +61,7 @@ static int is_listening(int fd)
 
 int gb_sock_wrap(gb_sock **out, int fd)
 {
-	gb_sock *s = calloc(1, sizeof *s);
+	gb_sock *s = gb_calloc(1, sizeof *s);
 	int rc;
 
 	if (!s)
@@ -313,7 +313,7 @@ static int rbuf_prepare(gb_sock *s, size_t max)
 		s->rend = n;
 	}
 	if (s->rcap < want) {
-		char *b = realloc(s->rbuf, want);
+		char *b = gb_realloc(s->rbuf, want);
 		if (!b)
 			return -ENOMEM;
 		s->rbuf = b;

@@ -78,9 +78,12 @@ static gb_task *stack_map(size_t stack_size)
 {
 	size_t guard = page_size();
 	size_t map_size = guard + stack_size;
-	char *lo = mmap(NULL, map_size, PROT_NONE,
-	                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *lo = MAP_FAILED;
 
+	errno = ENOMEM; /* what an injected failure looks like */
+	if (!gb__fault_stack())
+		lo = mmap(NULL, map_size, PROT_NONE,
+		          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (lo == MAP_FAILED) {
 		log_map_failure(errno);
 		errno = ENOMEM;

@@ -164,7 +164,7 @@ int gb_work(gb_work_fn fn, void *arg, void (*discard)(void *arg, void *res),
 
 	if (rc == 0 && !pool.started)
 		rc = pool_start();
-	if (rc == 0 && !(j = calloc(1, sizeof *j)))
+	if (rc == 0 && !(j = gb_calloc(1, sizeof *j)))
 		rc = -ENOMEM;
 	if (rc) {
 		/* fn never ran: arg is still handed over, as on any error. */
@@ -221,7 +221,7 @@ static void *gai_run(void *arg)
 
 static char *dup_or_null(const char *s, int *fail)
 {
-	char *d = s ? strdup(s) : NULL;
+	char *d = s ? gb_strdup(s) : NULL;
 
 	if (s && !d)
 		*fail = 1;
@@ -232,7 +232,7 @@ int gb_getaddrinfo(const char *node, const char *service,
                    const struct addrinfo *hints, struct addrinfo **res,
                    int *gai_error, int64_t deadline)
 {
-	struct gai_req *r = calloc(1, sizeof *r);
+	struct gai_req *r = gb_calloc(1, sizeof *r);
 	int fail = 0, rc;
 
 	if (!r)
