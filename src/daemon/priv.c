@@ -27,12 +27,6 @@ int priv_check(const struct conf *c)
 {
 	uid_t euid = geteuid();
 
-	if (euid == 0 && !c->user) {
-		log_warning("running as root: set user in [server] of "
-		            "giambio.conf to drop root once the listening "
-		            "sockets are open");
-		return 0;
-	}
 	if (euid != 0 && c->user && euid != c->uid) {
 		log_error("cannot switch to user %s (uid %u): giambiod was "
 		          "started as uid %u, not root; start it as root, or as "
@@ -74,6 +68,12 @@ static int verify(const struct conf *c)
 
 int priv_drop(const struct conf *c)
 {
+	/* Said here, where the drop would be, after the startup lines (and
+	 * so once, since reloads do not come back here). */
+	if (!c->user && geteuid() == 0)
+		log_warning("running as root: set user in [server] of "
+		            "giambio.conf to drop root once the listening "
+		            "sockets are open");
 	if (!c->user || geteuid() != 0)
 		return 0; /* priv_check has dealt with a user that is not us */
 	if (setgroups(0, NULL) < 0)

@@ -7,14 +7,14 @@
 
 #include "conf.h"
 
-/* Before anything is opened: warns once when started as root without
- * user; returns -1 (after logging why) when user names someone else and
- * the daemon cannot switch to them, not being root. */
+/* Before anything is opened: returns -1 (after logging why) when user
+ * names someone else and the daemon cannot switch to them, not being
+ * root. */
 int priv_check(const struct conf *c);
 
 /* After everything that needs root: switches to c->user and its primary
  * group, without supplementary groups, and checks that root cannot be
- * had back. Returns 0 (also when there is nothing to drop) or -1 after
+ * had back; warns when started as root without user. Returns 0 (also when there is nothing to drop) or -1 after
  * logging what failed; the daemon must then not go on. */
 int priv_drop(const struct conf *c);
 
