@@ -34,6 +34,8 @@ run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
 run_build sanitize --enable-sanitizers
+echo "== soak: hostile clients against the sanitizer build"
+python3 tests/soak.py --giambiod build/sanitize/src/giambiod --seconds 45
 run_build portable --with-context=ucontext --without-systemd
 echo "== make distcheck"
 (cd build/normal && make -j"$jobs" distcheck >distcheck.log 2>&1 ||
