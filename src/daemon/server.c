@@ -459,7 +459,10 @@ int server_main(void *arg)
 		log_error("out of memory");
 		return -ENOMEM;
 	}
-	if (open_listeners(srv) < 0 || start_service(srv) < 0) {
+	/* Signals first: the startup line, logged as each listener opens, may
+	 * be answered by a signal at once, and an uncaught SIGHUP kills. The
+	 * service tasks run only once this task waits, after READY=1. */
+	if (start_service(srv) < 0 || open_listeners(srv) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {

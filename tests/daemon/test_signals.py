@@ -1,8 +1,11 @@
 """Signals: SIGHUP reload (good and broken file) with clients connected,
 SIGTERM/SIGINT shutdown with clients connected, a second SIGINT."""
 
+import os
 import re
 import signal
+import subprocess
+import threading
 import time
 
 import harness
@@ -281,6 +284,58 @@ def test_reload_moves_port_to_overlapping_address():
     c.expect(b"Welcome to the server pal!\n")
 
 
+def _full_pipe():
+    """A pipe whose buffer is full: the first write to it blocks."""
+    rfd, wfd = os.pipe()
+    os.set_blocking(wfd, False)
+    for size in (4096, 1):
+        try:
+            while True:
+                os.write(wfd, b"#" * size)
+        except BlockingIOError:
+            pass
+    os.set_blocking(wfd, True)
+    return rfd, wfd
+
+
+def test_sighup_right_after_listening():
+    # A script that waits for the startup line may signal at once. Here
+    # giambiod's stderr is a full pipe, so it stops at its first log line,
+    # the startup line, just after its socket listens: SIGHUP then must
+    # already be caught (it used to kill it).
+    port = harness.free_port()
+    conf = os.path.join(harness.tempdir(), "giambio.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text(server={"listen": "127.0.0.1:%d" % port}))
+    rfd, wfd = _full_pipe()
+    proc = subprocess.Popen([harness.GIAMBIOD, "-c", conf],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=wfd,
+                            preexec_fn=harness._child_setup)
+    os.close(wfd)
+    out = []
+    reader = threading.Thread(target=lambda: out.extend(
+        iter(lambda: os.read(rfd, 65536), b"")), daemon=True)
+    try:
+        harness.wait_until(lambda: not connect_refused(port), timeout=5,
+                           what="the port listening")
+        proc.send_signal(signal.SIGHUP)
+        reader.start()
+        harness.wait_until(lambda: b"SIGHUP received" in b"".join(out) or
+                           proc.poll() is not None, timeout=5,
+                           what="the SIGHUP handled")
+        check(proc.poll() is None, "giambiod ended with status %s on a "
+              "SIGHUP right after listening" % proc.returncode)
+        proc.send_signal(signal.SIGTERM)
+        eq(proc.wait(timeout=5), 0, "exit status after SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        reader.join(2)
+        os.close(rfd)
+
+
 if __name__ == "__main__":
     harness.main([
         test_reload_good_file,
@@ -292,4 +347,5 @@ if __name__ == "__main__":
         test_second_sigint_exits_130,
         test_sighup_during_drain_ignored,
         test_reload_moves_port_to_overlapping_address,
+        test_sighup_right_after_listening,
     ])
