@@ -36,6 +36,8 @@ echo "== valgrind memcheck"
 # Also with fault injection (tests/daemon/test_faults.py), test builds
 # only.
 run_build sanitize --enable-sanitizers --enable-fault-injection
+echo "== soak: hostile clients against the sanitizer build"
+python3 tests/soak.py --giambiod build/sanitize/src/giambiod --seconds 45
 run_build portable --with-context=ucontext --without-systemd
 echo "== make distcheck"
 (cd build/normal && make -j"$jobs" distcheck >distcheck.log 2>&1 ||

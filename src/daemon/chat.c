@@ -360,6 +360,24 @@ static int handle_line(struct chat_member *m, const char *line, size_t len,
 
 enum leave { LEAVE_GONE, LEAVE_QUIT, LEAVE_SLOW };
 
+/* Lets m's writer run before m's next line once m's outbox is past
+ * send_buffer. Without it, deliver() cannot tell a full socket from a
+ * writer that has not had its turn, and a client's own commands (/help
+ * answers 70 times its size) would grow its outbox far past the limit:
+ * the reader keeps the processor for a whole turn of its I/O budget
+ * (dozens of reads). After the writer's turn it is either done or stuck on
+ * the socket (flushing), and the next delivery past the limit drops the
+ * client as too slow. (Messages from other clients' lines are held to
+ * send_buffer only from their writer's turn on, as before.) */
+static int let_writer_run(struct chat_member *m)
+{
+	size_t limit = m->cl->srv->conf.send_buffer;
+
+	if (!limit || m->out.bytes <= limit || m->out.flushing)
+		return 0;
+	return gb_yield();
+}
+
 /* Reads and handles lines until the client leaves. */
 static enum leave read_loop(struct chat_member *m, struct framer *f,
                             char *reason, size_t reason_size)
@@ -389,7 +407,7 @@ static enum leave read_loop(struct chat_member *m, struct framer *f,
 				tell(m, "! line too long\n");
 			if (ev != FRAMER_LINE)
 				continue;
-			if (client_rate_wait(cl) < 0)
+			if (client_rate_wait(cl) < 0 || let_writer_run(m) < 0)
 				return m->slow ? LEAVE_SLOW : LEAVE_GONE;
 			if (handle_line(m, f->line, f->len, reason, reason_size))
 				return LEAVE_QUIT;

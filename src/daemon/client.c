@@ -83,7 +83,10 @@ static void log_data(const char *fmt, const char *line, size_t n,
 }
 
 /* Sends "Got: " + line. An interrupted reply is finished in the farewell
- * when the interruption is the shutdown. */
+ * when the interruption is the shutdown. A reply the client does not take
+ * within idle_timeout ends it: a client that stopped reading (and so,
+ * with its buffers full, sending) would otherwise hold its place for ever,
+ * since the idle timeout only runs while the server waits for input. */
 static int echo_reply(struct client *cl, const char *line, size_t n)
 {
 	struct iovec iov[2] = {
@@ -91,7 +94,8 @@ static int echo_reply(struct client *cl, const char *line, size_t n)
 		{ .iov_base = (void *)line, .iov_len = n },
 	};
 	size_t sent = 0;
-	int rc = gb_sock_sendv_all(cl->sock, iov, 2, &sent, GB_NEVER);
+	int rc = gb_sock_sendv_all(cl->sock, iov, 2, &sent,
+	                           client_recv_deadline(cl));
 
 	if (rc == -ECANCELED && cl->srv->draining) {
 		struct iovec *p = iov;

@@ -437,6 +437,28 @@ def connect_refused(port, host="127.0.0.1", timeout=1.0):
     return False
 
 
+def send_until_stuck(sock, block, timeout=10.0, limit=None):
+    """Sends block over and over on sock, left non-blocking, until the
+    socket has taken nothing for 0.3 s (both directions full, for a peer
+    that does not read), the peer is gone, limit bytes went, or timeout
+    passes. Returns (bytes sent, whether it got stuck)."""
+    sock.setblocking(False)
+    sent, since = 0, None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (limit is None or sent < limit):
+        try:
+            sent += sock.send(block)
+            since = None
+        except BlockingIOError:
+            since = since or time.monotonic()
+            if time.monotonic() - since > 0.3:
+                return sent, True
+            time.sleep(0.01)
+        except OSError:
+            break
+    return sent, False
+
+
 def free_port(host="127.0.0.1"):
     """A port that was free a moment ago."""
     s = socket.socket()

@@ -372,6 +372,34 @@ def test_slow_client_disconnected():
     f.expect(b"<%s> still here\n" % n1.encode(), what="f after the flood")
 
 
+def test_send_buffer_holds_own_commands():
+    # A client that never reads and asks for /help over and over fills its
+    # own outbox 70 times faster than it sends. It must be dropped once
+    # send_buffer is passed, not after a whole turn of reads has queued
+    # hundreds of KiB.
+    d = chat_daemon(send_buffer="8KiB")
+    c, nick = join(d, rcvbuf=4096, sndbuf=4096)
+    mark = d.mark()
+    c.sock.setblocking(False)
+    data = b"/help\n" * 50000
+    sent = 0
+    deadline = time.monotonic() + 8
+    while sent < len(data) and time.monotonic() < deadline and \
+            not d.find_log(r"too slow", mark):
+        try:
+            sent += c.sock.send(data[sent:sent + 65536])
+        except BlockingIOError:
+            time.sleep(0.005)
+        except OSError:
+            break  # dropped
+    m = d.wait_log(r"\(%s\) is too slow: (\d+) bytes waiting" % nick,
+                   since=mark)
+    # At most the limit and the one answer (under 1 KiB) that passed it.
+    check(int(m.group(1)) <= 8192 + 1024,
+          "%s bytes waited for a client with send_buffer 8KiB, after %d "
+          "bytes of /help" % (m.group(1), sent))
+
+
 if __name__ == "__main__":
     harness.main([
         test_three_clients_say,
@@ -384,4 +412,5 @@ if __name__ == "__main__":
         test_input_filter,
         test_line_too_long,
         test_slow_client_disconnected,
+        test_send_buffer_holds_own_commands,
     ])

@@ -113,6 +113,23 @@ def test_idle_timeout():
     part.expect(b"Got: xxxxxx\n")
 
 
+def test_idle_timeout_never_reads():
+    # A client that sends without reading fills both directions and then
+    # cannot send either; the server, stuck on a reply, must still close
+    # it after idle_timeout instead of keeping its place for ever.
+    d = Daemon(limits={"idle_timeout": "500ms"})
+    c = d.connect(rcvbuf=4096)
+    c.expect(WELCOME)
+    _, stuck = harness.send_until_stuck(c.sock, (b"x" * 200 + b"\n") * 256)
+    check(stuck, "the server kept taking lines for 10s")
+    d.wait_log(r"Connection from %s closed" % re.escape(c.addr), timeout=3)
+    # A client that reads is served as before.
+    r = d.connect()
+    r.expect(WELCOME)
+    r.send(b"hi\n")
+    r.expect(b"Got: hi\n")
+
+
 def test_idle_timeout_chat():
     d = Daemon(server={"mode": "chat"}, limits={"idle_timeout": "300ms"})
     a = d.connect()
@@ -255,4 +272,5 @@ if __name__ == "__main__":
         test_rate_chat,
         test_rejections_logged_once_per_second,
         test_resets_and_half_open,
+        test_idle_timeout_never_reads,
     ])

@@ -1,8 +1,11 @@
 """Signals: SIGHUP reload (good and broken file) with clients connected,
 SIGTERM/SIGINT shutdown with clients connected, a second SIGINT."""
 
+import os
 import re
 import signal
+import subprocess
+import threading
 import time
 
 import harness
