@@ -91,6 +91,9 @@ static void room_remove(struct chat *c, struct chat_member *m)
 	if (--r->n || r == c->rooms)
 		return;
 	struct chat_room **pp = &c->rooms;
+	/* r is in the list, after the lobby, so the loop ends; cppcheck takes
+	 * the first test (*pp is the lobby, which r is not) for every one. */
+	/* cppcheck-suppress knownConditionTrueFalse */
 	while (*pp != r)
 		pp = &(*pp)->next;
 	*pp = r->next;
@@ -172,7 +175,7 @@ static void deliver(struct chat_member *m, struct outmsg *msg)
 
 /* Sends msg to everyone in room r except skip (may be NULL); consumes the
  * caller's reference. */
-static void broadcast(struct chat_room *r, struct chat_member *skip,
+static void broadcast(struct chat_room *r, const struct chat_member *skip,
                       struct outmsg *msg)
 {
 	for (struct chat_member *m = r->members; m; m = m->rnext)

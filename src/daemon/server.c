@@ -76,13 +76,12 @@ static int open_socket(const char *spec, gb_sock **out)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	gb_listen_opts o = { .v6only = -1 };
-	int rc;
 
 	if (gb_addr_parse(spec, &ss, &len) < 0)
 		return -EINVAL;
 	if (spec[0] == '*') {
 		o.v6only = 0;
-		rc = gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
+		int rc = gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
 		if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
 			return rc;
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
