@@ -33,6 +33,11 @@ run_build() { # name, configure flags...
 run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
+echo "== valgrind memcheck over the daemon tests"
+(cd build/normal && make -j"$jobs" check-valgrind-daemon ||
+	{ cat test-suite-valgrind.log >&2; exit 1; })
+echo "== static analysis (cppcheck, clang-tidy)"
+sh tests/analyse.sh build/analyse
 run_build sanitize --enable-sanitizers
 run_build portable --with-context=ucontext --without-systemd
 echo "== make distcheck"
