@@ -1,8 +1,11 @@
 """Signals: SIGHUP reload (good and broken file) with clients connected,
 SIGTERM/SIGINT shutdown with clients connected, a second SIGINT."""
 
+import os
 import re
 import signal
+import subprocess
+import threading
 import time
 
 import harness
@@ -281,6 +284,57 @@ def test_reload_moves_port_to_overlapping_address():
     c.expect(b"Welcome to the server pal!\n")
 
 
+def _full_pipe():
+    """A pipe whose buffer the test has filled: the next write to it
+    blocks until the read end is read."""
+    rfd, wfd = os.pipe()
+    os.set_blocking(wfd, False)
+    for size in (65536, 1):
+        try:
+            while True:
+                os.write(wfd, b"." * size)
+        except BlockingIOError:
+            pass
+    os.set_blocking(wfd, True)
+    return rfd, wfd
+
+
+def test_signals_caught_before_startup_line():
+    # Regression: signals were caught only once every listener was open and
+    # announced, so a SIGHUP sent as the startup line appeared (or as the
+    # port answered) killed the daemon. Here stderr is a full pipe: the
+    # daemon blocks writing its startup line, after listen(), and gets
+    # SIGHUP there.
+    port = harness.free_port()
+    conf = os.path.join(harness.tempdir(), "giambio.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text(server={"listen": "127.0.0.1:%d" % port}))
+    rfd, wfd = _full_pipe()
+    p = subprocess.Popen(harness.wrap([harness.GIAMBIOD, "-c", conf]),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=wfd, preexec_fn=harness._child_setup)
+    os.close(wfd)
+    lines = []
+    try:
+        harness.wait_until(lambda: not connect_refused(port), timeout=5,
+                           what="port %d listening" % port)
+        p.send_signal(signal.SIGHUP)
+        threading.Thread(target=lambda: lines.extend(os.fdopen(rfd, "rb")),
+                         daemon=True).start()
+        harness.wait_until(
+            lambda: p.poll() is not None or
+            any(b"SIGHUP received" in l for l in lines),
+            timeout=5, what="SIGHUP handled or the daemon gone")
+        check(p.poll() is None, "SIGHUP killed the daemon (status %s)" %
+              p.returncode)
+        p.send_signal(signal.SIGTERM)
+        eq(p.wait(timeout=harness.scaled(6)), 0, "exit status")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 if __name__ == "__main__":
     harness.main([
         test_reload_good_file,
@@ -292,4 +346,5 @@ if __name__ == "__main__":
         test_second_sigint_exits_130,
         test_sighup_during_drain_ignored,
         test_reload_moves_port_to_overlapping_address,
+        test_signals_caught_before_startup_line,
     ])
