@@ -6,9 +6,11 @@
 #
 # BUILDDIR (default build/analyse) is configured if it is not already; the
 # library and daemon objects are compiled there under bear to record the
-# compile commands clang-tidy needs. Exits non-zero on the first finding.
+# compile commands clang-tidy needs. Exits non-zero when either analyser
+# finds anything (clang-tidy does not run after a cppcheck finding).
 # cppcheck checks every preprocessor configuration of each file; clang-tidy
-# sees each file as this build compiles it, plus ctx_ucontext.c (built only
+# sees each file as this build compiles it (with libsystemd: the code for
+# builds without it is cppcheck's alone), plus ctx_ucontext.c (built only
 # by --with-context=ucontext) with GB_CTX_UCONTEXT defined.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
