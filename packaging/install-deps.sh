@@ -9,6 +9,8 @@ libsystemd-dev scdoc"
 if [ "${1:-build}" = test ]; then
 	PKGS="$PKGS check valgrind python3 netcat-openbsd socat telnet systemd
 debhelper dpkg-dev fakeroot lintian"
+	# the static analysers (tests/analyse.sh)
+	PKGS="$PKGS cppcheck clang-tidy-14 bear"
 fi
 
 missing=

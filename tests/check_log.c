@@ -530,6 +530,44 @@ START_TEST(test_journal_not_stderr)
 }
 END_TEST
 
+/* JOURNAL_STREAM must be "device:inode" exactly: with stderr's numbers but
+ * spaces, a sign or trailing text it is ignored. "-N" is the case where a
+ * lax parse (sscanf's %llu wraps it round) would name stderr. */
+START_TEST(test_journal_stream_strict)
+{
+	static const char *const bad[] = {
+		"%llu:%llux", " %llu:%llu", "%llu: %llu", "+%llu:%llu",
+		"%llu:-%llu",
+	};
+	struct capture cap;
+	struct stat st;
+	char v[96], *lines[8];
+
+	capture_start(&cap);
+	ck_assert_int_eq(fstat(fileno(cap.tmp), &st), 0);
+	unsigned long long dev = st.st_dev, ino = st.st_ino;
+	for (size_t i = 0; i < 5; i++) {
+		unsigned long long n = strchr(bad[i], '-') ? 0 - ino : ino;
+		snprintf(v, sizeof v, bad[i], dev, n);
+		ck_assert_int_eq(setenv("JOURNAL_STREAM", v, 1), 0);
+		log_init(LOG_INFO);
+		log_info("bad %zu", i);
+	}
+	journal_env(cap.tmp, 0);
+	log_init(LOG_INFO);
+	log_info("good");
+	journal_env(NULL, 0);
+	char *text = capture_end(&cap);
+	size_t n = split_lines(text, lines, 8);
+
+	ck_assert_uint_eq(n, 6);
+	for (size_t i = 0; i < 5; i++)
+		matches(lines[i], "^\\[INFO\\] " TS " bad [0-4]$");
+	ck_assert_str_eq(lines[5], "<6>good");
+	free(text);
+}
+END_TEST
+
 /* A log line with escaped client data, as the daemon writes it. */
 START_TEST(test_msg_with_escape)
 {
@@ -578,6 +616,7 @@ static Suite *log_suite(void)
 	tcase_add_test(tc, test_debug_args_not_evaluated);
 	tcase_add_test(tc, test_journal_format);
 	tcase_add_test(tc, test_journal_not_stderr);
+	tcase_add_test(tc, test_journal_stream_strict);
 	tcase_add_test(tc, test_msg_with_escape);
 	suite_add_tcase(s, tc);
 	return s;

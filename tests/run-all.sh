@@ -33,6 +33,13 @@ run_build() { # name, configure flags...
 run_build normal
 echo "== valgrind memcheck"
 (cd build/normal && make check-valgrind)
+echo "== valgrind memcheck over the daemon tests"
+# One script at a time: the daemons are slow under valgrind, and timing
+# tests (a reader keeping up with a flood) need the CPU.
+(cd build/normal && make check-valgrind-daemon ||
+	{ cat test-suite-valgrind.log >&2; exit 1; })
+echo "== static analysis (cppcheck, clang-tidy)"
+sh tests/analyse.sh build/analyse
 # Also with fault injection (tests/daemon/test_faults.py), test builds
 # only.
 run_build sanitize --enable-sanitizers --enable-fault-injection

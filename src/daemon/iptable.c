@@ -26,6 +26,8 @@ int iptable_init(struct iptable *t)
 {
 	t->nbuckets = NBUCKETS;
 	t->n = 0;
+	/* An array of pointers: sizeof a pointer is the element size. */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	t->buckets = gb_calloc(t->nbuckets, sizeof *t->buckets);
 	return t->buckets ? 0 : -ENOMEM;
 }
@@ -70,7 +72,7 @@ static struct ipnode **find(const struct iptable *t, const unsigned char key[16]
 {
 	struct ipnode **pp = &t->buckets[hash(key, t->nbuckets)];
 
-	while (*pp && memcmp((*pp)->addr, key, 16))
+	while (*pp && memcmp((*pp)->addr, key, 16) != 0)
 		pp = &(*pp)->next;
 	return pp;
 }

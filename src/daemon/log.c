@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,31 @@ static const char *const level_tags[] = { "ERROR", "WARNING", "INFO", "DEBUG" };
 /* syslog priorities: err, warning, info, debug */
 static const int level_prio[] = { 3, 4, 6, 7 };
 
+/* A decimal number, digits only, up to *end; -1 if there is none or it
+ * does not fit. (sscanf's %llu would also take spaces and a sign, and
+ * wrap a negative number round to a positive one.) */
+static int parse_ull(const char *s, unsigned long long *v, char **end)
+{
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, end, 10);
+	return errno ? -1 : 0;
+}
+
+/* "device:inode", exactly; -1 for anything else. */
+static int parse_journal_stream(const char *js, unsigned long long *dev,
+                                unsigned long long *ino)
+{
+	char *end;
+
+	if (parse_ull(js, dev, &end) < 0 || *end != ':')
+		return -1;
+	if (parse_ull(end + 1, ino, &end) < 0 || *end)
+		return -1;
+	return 0;
+}
+
 /* systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected
  * to stderr; it only counts if stderr is still that stream. */
 static int stderr_is_journal(void)
@@ -28,7 +54,7 @@ static int stderr_is_journal(void)
 	unsigned long long dev, ino;
 	struct stat st;
 
-	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2)
+	if (!js || parse_journal_stream(js, &dev, &ino) < 0)
 		return 0;
 	if (fstat(2, &st) != 0)
 		return 0;
@@ -91,6 +117,8 @@ static size_t escape_byte(unsigned char c, char *e)
 {
 	static const char hex[] = "0123456789abcdef";
 
+	/* e is a byte buffer, not a string: no terminator wanted. */
+	/* NOLINTBEGIN(bugprone-not-null-terminated-result) */
 	switch (c) {
 	case '\\': memcpy(e, "\\\\", 2); return 2;
 	case '\'': memcpy(e, "\\'", 2); return 2;
@@ -98,6 +126,7 @@ static size_t escape_byte(unsigned char c, char *e)
 	case '\r': memcpy(e, "\\r", 2); return 2;
 	case '\t': memcpy(e, "\\t", 2); return 2;
 	}
+	/* NOLINTEND(bugprone-not-null-terminated-result) */
 	if (c >= 0x20 && c < 0x7f) {
 		e[0] = (char)c;
 		return 1;

@@ -55,6 +55,8 @@ void outbox_free(struct outbox *o)
 static int grow(struct outbox *o)
 {
 	size_t cap = o->cap ? 2 * o->cap : 8;
+	/* An array of pointers: sizeof a pointer is the element size. */
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression) */
 	struct outmsg **q = gb_malloc(cap * sizeof *q);
 
 	if (!q)

@@ -30,7 +30,8 @@ struct outbox {
 	size_t off;             /* bytes of q[head] already sent */
 	size_t bytes;           /* bytes queued and not sent yet */
 	int flushing;           /* a flush is under way: if it is not
-	                         * running, it waits for the socket */
+	                         * running, it waits for the socket or
+	                         * for its turn */
 	gb_sem ready;           /* released when something was pushed */
 };
 

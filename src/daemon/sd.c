@@ -88,7 +88,9 @@ void sd_names_free(char **names)
 int sd_socket_ok(int fd, char *what, size_t size)
 {
 	int type = 0, listening = 0;
-	struct sockaddr_storage ss;
+	/* Zeroed: getsockname() fills the family of any socket, which the
+	 * analyser does not know; a short answer then reads AF_UNSPEC. */
+	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof ss, ilen = sizeof type;
 
 #ifdef HAVE_SYSTEMD

@@ -77,13 +77,12 @@ static int open_socket(const char *spec, gb_sock **out)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	gb_listen_opts o = { .v6only = -1 };
-	int rc;
 
 	if (gb_addr_parse(spec, &ss, &len) < 0)
 		return -EINVAL;
 	if (spec[0] == '*') {
 		o.v6only = 0;
-		rc = gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
+		int rc = gb_sock_listen(out, (struct sockaddr *)&ss, len, &o);
 		if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
 			return rc;
 		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -445,9 +444,10 @@ static int open_listeners(struct server *srv)
 	return 0;
 }
 
-/* The service tasks besides the signal task: systemd's status and
- * watchdog, where systemd asks for them. */
-static int start_service(struct server *srv)
+/* The signal task. Started before the listeners are opened: whoever
+ * sees the startup line or the port answer may signal the daemon at once,
+ * and SIGHUP or SIGTERM must not kill it then. */
+static int start_signals(struct server *srv)
 {
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	int rc = gb_signals_open(&srv->signals, sigs, 3);
@@ -456,11 +456,18 @@ static int start_service(struct server *srv)
 		log_error("cannot catch signals");
 		return rc;
 	}
-	if ((rc = gb_spawn(srv->service, signal_task, srv, NULL, NULL)) < 0) {
+	if ((rc = gb_spawn(srv->service, signal_task, srv, NULL, NULL)) < 0)
 		gb_signals_close(srv->signals);
-		return rc;
-	}
-	if (rc == 0 && getenv("NOTIFY_SOCKET"))
+	return rc;
+}
+
+/* The service tasks besides the signal task: systemd's status and
+ * watchdog, where systemd asks for them. */
+static int start_service(struct server *srv)
+{
+	int rc = 0;
+
+	if (getenv("NOTIFY_SOCKET"))
 		rc = gb_spawn(srv->service, status_task, srv, NULL, NULL);
 	if (rc == 0 && sd_watchdog_ns() > 0)
 		rc = gb_spawn(srv->service, watchdog_task, srv, NULL, NULL);
@@ -483,8 +490,8 @@ int server_main(void *arg)
 	 * line is logged is handled, not fatal. Root is dropped once the
 	 * sockets are open, before the first client is accepted (that takes
 	 * this task yielding, in gb_event_wait). */
-	if (start_service(srv) < 0 || open_listeners(srv) < 0 ||
-	    priv_drop(&srv->conf) < 0) {
+	if (start_signals(srv) < 0 || open_listeners(srv) < 0 ||
+	    priv_drop(&srv->conf) < 0 || start_service(srv) < 0) {
 		srv->exit_code = 1;
 		srv->draining = 1;
 	} else {

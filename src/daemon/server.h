@@ -67,8 +67,9 @@ struct server {
 int server_load_conf(struct server *srv, struct conf *out,
                      void (*report)(const char *msg));
 
-/* The main task: runs the daemon until it is told to stop. */
-int server_main(void *srv);
+/* The main task (arg: the struct server): runs the daemon until it is
+ * told to stop. */
+int server_main(void *arg);
 
 /* Starts serving on an open listening socket (taking it over): spec is
  * what it came from, mode -1 follows the configuration. */
@@ -86,9 +87,9 @@ void status_line(struct server *srv, char *buf, size_t size);
 /* The client count or the listeners changed. */
 void server_status_changed(struct server *srv);
 /* Service tasks: keep STATUS= current (at most 5 times a second), and
- * ping the watchdog at half its interval. */
-int status_task(void *srv);
-int watchdog_task(void *srv);
+ * ping the watchdog at half its interval. arg: the struct server. */
+int status_task(void *arg);
+int watchdog_task(void *arg);
 
 /* Formats a peer address for logs; IPv4 mapped into IPv6 is shown as
  * IPv4. */

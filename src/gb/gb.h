@@ -172,7 +172,7 @@ void gb_scope_set_deadline(gb_scope *s, int64_t deadline);
  * blocking calls return -ECANCELED until it closes the group, where it sees
  * the child's error. No task outlives its group: a task that ends with a
  * group still open closes it first. */
-int gb_group_open(gb_group **g);
+int gb_group_open(gb_group **out);
 
 /* Waits until every task in the group has ended. Returns the group's first
  * error, or 0; -ETIMEDOUT / -ECANCELED if the deadline passed or the owner
@@ -320,7 +320,7 @@ void gb_cond_broadcast(gb_cond *c);
  * receiver. */
 typedef struct gb_chan gb_chan;
 
-int gb_chan_open(gb_chan **c, size_t item_size, size_t capacity);
+int gb_chan_open(gb_chan **out, size_t item_size, size_t capacity);
 /* Copies item in; waits while the channel is full. -EPIPE once closed. */
 int gb_chan_send(gb_chan *c, const void *item, int64_t deadline);
 /* Copies the oldest item out; waits while empty. After gb_chan_close(),

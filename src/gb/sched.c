@@ -337,7 +337,7 @@ static void config_defaults(gb_config *c, const gb_config *in)
 	if (in)
 		*c = *in;
 	if (!c->stack_size)
-		c->stack_size = 64 * 1024;
+		c->stack_size = (size_t)64 * 1024;
 	if (!c->stack_pool)
 		c->stack_pool = 1024;
 	if (!c->io_budget)

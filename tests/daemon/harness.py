@@ -28,8 +28,40 @@ import traceback
 GIAMBIOD = os.environ.get("GIAMBIOD") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "giambiod")
 
+# GIAMBIOD_VALGRIND=1 runs every giambiod the tests start under valgrind
+# memcheck (see wrap()): an invalid access, a use of an uninitialised
+# value or a definite or indirect leak makes it exit with VALGRIND_STATUS
+# and print "==PID==" lines, either of which fails the test. The daemon is
+# many times slower under valgrind, so every time bound of the harness is
+# multiplied by TIME_SCALE (GIAMBIOD_TIME_SCALE, default 8 under
+# valgrind, else 1); tests scale their own bounds with scaled().
+VALGRIND = os.environ.get("GIAMBIOD_VALGRIND", "0") not in ("", "0")
+VALGRIND_STATUS = 99
+VALGRIND_ARGV = [shutil.which("valgrind") or "valgrind", "--quiet",
+                 "--error-exitcode=%d" % VALGRIND_STATUS, "--leak-check=full",
+                 "--errors-for-leak-kinds=definite,indirect"]
+TIME_SCALE = float(os.environ.get("GIAMBIOD_TIME_SCALE") or
+                   (8 if VALGRIND else 1))
+
+
+def scaled(seconds):
+    """A time bound for the daemon, scaled for valgrind."""
+    return seconds * TIME_SCALE
+
+
+def wrap(argv):
+    """argv with giambiod (wherever it appears: systemd-socket-activate
+    runs it) under valgrind when GIAMBIOD_VALGRIND is set."""
+    out = []
+    for a in argv:
+        if VALGRIND and a == GIAMBIOD:
+            out += VALGRIND_ARGV
+        out.append(a)
+    return out
+
+
 # Per-test bound: a test that takes longer fails (and is cleaned up).
-TEST_TIMEOUT = 25
+TEST_TIMEOUT = int(scaled(25))
 
 STARTUP_RE = (r"\b(Echo|Chat) server serving asynchronously at "
               r"(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)\s*$")
@@ -98,7 +130,7 @@ class Daemon:
         self.returncode = None
         env = dict(os.environ)
         env.pop("JOURNAL_STREAM", None)
-        self.argv = [GIAMBIOD, "-c", self.conf_path] + list(args)
+        self.argv = wrap([GIAMBIOD, "-c", self.conf_path] + list(args))
         if journal:
             # stderr "is the journal": JOURNAL_STREAM names its device and
             # inode, as systemd sets it.
@@ -160,6 +192,7 @@ class Daemon:
         match. Fails after timeout, or at once if the daemon has exited
         and logged everything without a match."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         i = since
         with self.cond:
@@ -216,6 +249,7 @@ class Daemon:
         """Waits for the daemon to exit; returns its status. On timeout it
         is killed and the test fails."""
         self.exit_checked = True
+        timeout = scaled(timeout)
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -266,6 +300,9 @@ class Daemon:
                     or "runtime error:" in l or "ThreadSanitizer" in l):
                 problems.append("sanitizer report: " + l.strip())
                 break
+            if VALGRIND and re.match(r"==\d+== ", l):
+                problems.append("valgrind report: " + l.strip())
+                break
         shutil.rmtree(self.dir, ignore_errors=True)
         if problems and not self.dumped:
             sys.stderr.write("# daemon %s log:\n%s\n" % (
@@ -292,7 +329,7 @@ class Client:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
         if source:
             self.sock.bind((source, 0))
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(scaled(timeout))
         self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.local_port = self.sock.getsockname()[1]
@@ -303,7 +340,7 @@ class Client:
 
     # -- sending
     def send(self, data, timeout=5.0):
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(scaled(timeout))
         self.sock.sendall(data)
 
     def shutdown_write(self):
@@ -352,7 +389,7 @@ class Client:
         return out
 
     def read_exact(self, n, timeout=3.0):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while len(self.buf) < n:
             if not self._fill(deadline):
                 raise AssertionError(
@@ -364,7 +401,7 @@ class Client:
 
     def read_line(self, timeout=3.0):
         """The next line, terminator included."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while b"\n" not in self.buf:
             if not self._fill(deadline):
                 raise AssertionError(
@@ -376,7 +413,7 @@ class Client:
 
     def expect(self, data, timeout=3.0, what=None):
         """The next bytes must be exactly data."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while len(self.buf) < len(data):
             if self.buf != data[:len(self.buf)]:
                 break
@@ -391,7 +428,7 @@ class Client:
 
     def read_until_eof(self, timeout=3.0):
         """Everything up to the end of stream (which must come)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         while not self.eof:
             if not self._fill(deadline):
                 raise AssertionError(
@@ -469,7 +506,7 @@ def free_port(host="127.0.0.1"):
 
 
 def wait_until(pred, timeout=3.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         v = pred()
         if v:
@@ -495,8 +532,8 @@ def run(argv, timeout=5.0, input=None):
     env = dict(os.environ)
     env.pop("JOURNAL_STREAM", None)
     try:
-        return subprocess.run(argv, input=input, capture_output=True,
-                              timeout=timeout, env=env,
+        return subprocess.run(wrap(argv), input=input, capture_output=True,
+                              timeout=scaled(timeout), env=env,
                               preexec_fn=_child_setup)
     except subprocess.TimeoutExpired:
         raise AssertionError("%s did not finish within %.1fs" % (

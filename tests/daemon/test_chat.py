@@ -298,6 +298,25 @@ def _reader(c, out, stop):
         out.append(data)
 
 
+def test_burst_reader_with_room_not_slow():
+    # Regression: a reader whose socket had room was taken for too slow when
+    # its writer, sending a long queue, yielded to let other tasks run (its
+    # I/O budget for the turn spent) and the sender's next lines came then.
+    # The sender's burst of 1500 lines is read in a few turns, more lines
+    # than the writer sends in one; the reader's socket takes them all.
+    d = chat_daemon(send_buffer="4KiB")
+    r, nr = join(d, rcvbuf=1 << 20)
+    f, nf = join(d, [r])
+    mark = d.mark()
+    lines = [b"burst %04d %s\n" % (i, b"=" * 80) for i in range(1500)]
+    f.send(b"".join(lines))
+    r.expect(b"".join(b"<%s> %s" % (nf.encode(), l) for l in lines),
+             timeout=10, what="the burst")
+    d.no_log(r"too slow", since=mark)
+    r.send(b"/quit\n")
+    f.expect(b"* %s quit\n" % nr.encode())
+
+
 def test_slow_client_disconnected():
     d = chat_daemon(send_buffer="4KiB")
     r1, n1 = join(d)
@@ -411,6 +430,7 @@ if __name__ == "__main__":
         test_disconnect_announced,
         test_input_filter,
         test_line_too_long,
+        test_burst_reader_with_room_not_slow,
         test_slow_client_disconnected,
         test_send_buffer_holds_own_commands,
     ])

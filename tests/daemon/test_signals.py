@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import harness
@@ -308,8 +307,6 @@ def test_signals_caught_before_startup_line():
     # pipe the test has filled, so its first log line blocks in write(2):
     # at that moment SIGHUP, SIGTERM and SIGINT must already be caught.
     import fcntl
-    import os
-    import subprocess
     import tempfile
     tmp = tempfile.TemporaryDirectory(prefix="giambiod-test-")
     conf = os.path.join(tmp.name, "giambio.conf")

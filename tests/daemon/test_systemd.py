@@ -126,7 +126,8 @@ class SdDaemon(harness.Daemon):
         e.update(env or {})
         if argv is None:
             argv = [GIAMBIOD, "-c", "CONF"]
-        self.argv = [self.conf_path if a == "CONF" else a for a in argv]
+        self.argv = harness.wrap([self.conf_path if a == "CONF" else a
+                                  for a in argv])
         self.proc = ForkedProc(self.argv, e, fds, pid_vars)
         harness._daemons.append(self)
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
