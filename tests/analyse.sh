@@ -9,8 +9,9 @@
 # compile commands clang-tidy needs. Exits non-zero when either analyser
 # finds anything (clang-tidy does not run after a cppcheck finding).
 # cppcheck checks every preprocessor configuration of each file; clang-tidy
-# sees each file as this build compiles it (with libsystemd: the code for
-# builds without it is cppcheck's alone), plus ctx_ucontext.c (built only
+# sees each file as this build compiles it (with libsystemd and the fault
+# injection hooks, so src/gb/fault.c is seen too; the code for builds
+# without libsystemd is cppcheck's alone), plus ctx_ucontext.c (built only
 # by --with-context=ucontext) with GB_CTX_UCONTEXT defined.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +23,7 @@ cd "$top"
 if [ ! -f "$build/Makefile" ]; then
 	[ -x configure ] || autoreconf -fi
 	mkdir -p "$build"
-	(cd "$build" && "$top/configure" --enable-werror >/dev/null)
+	(cd "$build" && "$top/configure" --enable-werror --enable-fault-injection >/dev/null)
 fi
 files=$(find src -name '*.c' | sort)
 nfiles=$(echo "$files" | wc -l)

@@ -206,11 +206,13 @@ static int set_listen(struct conf *c, const struct key *k, const char *v)
  * anything is opened. root is refused: dropping to it is no drop. */
 static int set_user(struct conf *c, const struct key *k, const char *v)
 {
-	struct passwd *pw = getpwnam(v);
+	struct passwd pwd, *pw = NULL;
+	char buf[4096]; /* room for the entry's strings */
 	char *d;
 
 	(void)k;
-	if (!pw || pw->pw_uid == 0 || !(d = gb_strdup(v)))
+	if (getpwnam_r(v, &pwd, buf, sizeof buf, &pw) != 0 || !pw ||
+	    pw->pw_uid == 0 || !(d = gb_strdup(v)))
 		return -EINVAL;
 	free(c->user);
 	c->user = d;

@@ -83,6 +83,7 @@ static gb_task *stack_map(size_t stack_size)
 {
 	size_t guard = page_size();
 	size_t map_size = guard + stack_size;
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
 	char *lo = MAP_FAILED;
 
 	errno = ENOMEM; /* what an injected failure looks like */
@@ -90,8 +91,7 @@ static gb_task *stack_map(size_t stack_size)
 	 * mappings only) rejects. */
 	if (!gb__fault_stack())
 		/* cppcheck-suppress invalidFunctionArg */
-		lo = mmap(NULL, map_size, PROT_NONE,
-		          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		lo = mmap(NULL, map_size, PROT_NONE, flags, -1, 0);
 	if (lo == MAP_FAILED) {
 		log_map_failure(errno);
 		errno = ENOMEM;
