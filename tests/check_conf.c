@@ -34,10 +34,10 @@ struct res {
 	struct conf_errors e;
 };
 
-/* Loads text (as "t.conf") over a fresh default conf. */
-static void load_into(struct res *r, const char *text)
+/* Loads text[0..len) (as "t.conf") over the conf in r. */
+static void load_bytes(struct res *r, const char *text, size_t len)
 {
-	size_t len = strlen(text), before = r->e.n;
+	size_t before = r->e.n;
 	FILE *f;
 
 	if (len)
@@ -51,11 +51,23 @@ static void load_into(struct res *r, const char *text)
 	ck_assert_uint_eq((size_t)r->rc, r->e.n - before);
 }
 
-static void load(struct res *r, const char *text)
+/* Loads text (as "t.conf") over the conf in r. */
+static void load_into(struct res *r, const char *text)
+{
+	load_bytes(r, text, strlen(text));
+}
+
+/* Loads text[0..len) over a fresh default conf. */
+static void load_n(struct res *r, const char *text, size_t len)
 {
 	memset(r, 0, sizeof *r);
 	conf_defaults(&r->c);
-	load_into(r, text);
+	load_bytes(r, text, len);
+}
+
+static void load(struct res *r, const char *text)
+{
+	load_n(r, text, strlen(text));
 }
 
 static void done(struct res *r)
@@ -791,6 +803,39 @@ START_TEST(test_long_line)
 }
 END_TEST
 
+/* A NUL byte makes its line an error, with the right line number:
+ * libinih would take the text before it alone (so "debug<NUL>junk" would
+ * pass as "debug"), and a NUL in an over-long line used to hide its
+ * length, so that its rest was read as a line of its own and every later
+ * line number was one too high. */
+START_TEST(test_nul_byte)
+{
+	static const char nul_value[] = "[log]\nlevel = debug\0junk\n";
+	char text[512];
+	size_t n;
+	struct res r;
+
+	load_n(&r, nul_value, sizeof nul_value - 1);
+	ck_assert_int_eq(r.rc, 1);
+	err_is(&r, 0, "t.conf:2: NUL byte in the line; expected text");
+	ck_assert_int_eq(r.c.log_level, LOG_INFO);
+	done(&r);
+
+	/* Line 2: a comment of 211 bytes with a NUL at byte 198. */
+	n = (size_t)sprintf(text, "[log]\n# ");
+	memset(text + n, 'c', 195);
+	n += 195;
+	text[n++] = '\0';
+	n += (size_t)sprintf(text + n, "level = loud\nlevel = bad\n");
+	load_n(&r, text, n);
+	ck_assert_int_eq(r.rc, 2);
+	err_is(&r, 0, "t.conf:2: line longer than 198 bytes");
+	err_is(&r, 1, "t.conf:3: log.level: bad value \"bad\"; expected "
+	       EXP_LEVEL);
+	done(&r);
+}
+END_TEST
+
 /* A bad value carries its own line number, wherever it is. */
 START_TEST(test_line_numbers)
 {
@@ -1097,6 +1142,37 @@ START_TEST(test_missing_file)
 }
 END_TEST
 
+/* A file name longer than any fixed buffer (it comes from the command
+ * line) is quoted whole, with or without a line number; such a name used
+ * to overflow the message buffer. */
+START_TEST(test_long_file_name)
+{
+	char path[1200], want[1300];
+	struct conf c;
+	struct conf_errors e = { 0 };
+	FILE *f;
+
+	memset(path, 'n', sizeof path - 1);
+	memcpy(path, "/nonexistent/", 13);
+	path[sizeof path - 1] = '\0';
+	conf_defaults(&c);
+	ck_assert_int_eq(conf_load(&c, path, &e), 1);
+	snprintf(want, sizeof want, "%s: cannot open: No such file or directory",
+	         path);
+	ck_assert_str_eq(e.msg[0], want);
+
+	f = fmemopen((char *)"[server]\nmode = x\n", 18, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(conf_load_stream(&c, f, path, &e), 1);
+	fclose(f);
+	snprintf(want, sizeof want, "%s:2: server.mode: bad value \"x\"; "
+	         "expected " EXP_MODE, path);
+	ck_assert_str_eq(e.msg[1], want);
+	conf_errors_free(&e);
+	conf_free(&c);
+}
+END_TEST
+
 /* A file that opens but cannot be read (a directory) is an error too, not
  * an empty configuration. */
 START_TEST(test_unreadable_file)
@@ -1276,6 +1352,7 @@ static Suite *conf_suite(void)
 	tcase_add_test(tc, test_key_outside_section);
 	tcase_add_test(tc, test_not_key_value);
 	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_nul_byte);
 	tcase_add_test(tc, test_line_numbers);
 	tcase_add_test(tc, test_all_errors_reported);
 	tcase_add_test(tc, test_inih_error_with_others);
@@ -1290,6 +1367,7 @@ static Suite *conf_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_load_file);
 	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_long_file_name);
 	tcase_add_test(tc, test_unreadable_file);
 	tcase_add_test(tc, test_conf_copy);
 	tcase_add_test(tc, test_user);

@@ -346,22 +346,31 @@ struct parse {
 static void error_at(struct parse *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* The message is allocated to its length: the file name comes from the
+ * command line and may be as long as a path can be. What follows it is
+ * bounded (a line is at most 198 bytes, the list of keys shorter). */
 static void error_at(struct parse *p, const char *fmt, ...)
 {
-	char buf[512], **msg;
-	int n = p->line ? snprintf(buf, sizeof buf, "%s:%d: ", p->name, p->line)
-	                : snprintf(buf, sizeof buf, "%s: ", p->name);
+	char where[32] = "", what[1024], *line, **msg;
+	size_t len;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	msg = gb_realloc(p->errs->msg, (p->errs->n + 1) * sizeof *msg);
-	if (!msg)
+	if (p->line)
+		snprintf(where, sizeof where, ":%d", p->line);
+	len = strlen(p->name) + strlen(where) + 2 + strlen(what) + 1;
+	if (!(line = gb_malloc(len)))
 		return;
+	snprintf(line, len, "%s%s: %s", p->name, where, what);
+	msg = gb_realloc(p->errs->msg, (p->errs->n + 1) * sizeof *msg);
+	if (!msg) {
+		free(line);
+		return;
+	}
 	p->errs->msg = msg;
-	if ((msg[p->errs->n] = gb_strdup(buf)))
-		p->errs->n++;
+	msg[p->errs->n++] = line;
 }
 
 static const char *skip_space(const char *s)
@@ -406,6 +415,24 @@ static int has_delimiter(const char *s)
 	return 0;
 }
 
+/* Reads a line like fgets (the newline kept, at most num - 1 bytes, then a
+ * NUL) but returns how many bytes it read, 0 at end of file: a line with a
+ * NUL byte in it would otherwise look shorter than it is, and the rest of
+ * it would be read as a line of its own. */
+static size_t read_line(FILE *f, char *str, int num)
+{
+	size_t n = 0;
+	int ch;
+
+	while (n < (size_t)num - 1 && (ch = getc(f)) != EOF) {
+		str[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	str[n] = '\0';
+	return n;
+}
+
 /* libinih's reader: one line per call, so p->line is always the line the
  * handler is about to see. Indentation is removed (libinih would take an
  * indented line for the continuation of the previous value), and lines
@@ -415,18 +442,24 @@ static char *reader(char *str, int num, void *stream)
 	struct parse *p = stream;
 	size_t len;
 
-	if (!fgets(str, num, p->f)) {
+	if (!(len = read_line(p->f, str, num))) {
 		if (ferror(p->f))
 			error_at(p, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
 	p->line++;
-	len = strlen(str);
 	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(p->f)) {
 		int ch;
 		while ((ch = fgetc(p->f)) != EOF && ch != '\n')
 			;
 		error_at(p, "line longer than %d bytes", num - 2);
+		memcpy(str, "\n", 2); /* str held a longer line */
+		return str;
+	}
+	/* libinih would stop reading the line at the NUL and take what comes
+	 * before it, so "level = debug<NUL>junk" would pass as "debug". */
+	if (strlen(str) != len) {
+		error_at(p, "NUL byte in the line; expected text");
 		memcpy(str, "\n", 2); /* str held a longer line */
 		return str;
 	}
