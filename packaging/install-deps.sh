@@ -11,6 +11,9 @@ if [ "${1:-build}" = test ]; then
 debhelper dpkg-dev fakeroot lintian"
 	# the static analysers (tests/analyse.sh)
 	PKGS="$PKGS cppcheck clang-tidy-14 bear"
+	# The fuzzing stage: clang with libFuzzer and its sanitizer runtimes
+	# (clang-14 only recommends the latter).
+	PKGS="$PKGS clang-14 libclang-rt-14-dev libfuzzer-14-dev"
 fi
 
 missing=

@@ -49,6 +49,10 @@ run_build portable --with-context=ucontext --without-systemd
 echo "== make distcheck"
 (cd build/normal && make -j"$jobs" distcheck >distcheck.log 2>&1 ||
 	{ tail -n 150 distcheck.log >&2; exit 1; })
+# The libFuzzer harnesses, built afresh, each for a bounded time.
+echo "== fuzzing"
+rm -rf build/fuzz
+sh tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
 echo "== Debian package"
 sh packaging/build-deb.sh build/deb
 echo "== all test suites passed"
