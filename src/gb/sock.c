@@ -345,14 +345,17 @@ ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
 	for (;;) {
 		size_t avail = buffered(s);
 		size_t span = avail < max ? avail : max;
-		const char *p = s->rbuf + s->rstart;
 		const char *nl = NULL;
 
+		/* The buffer is only looked at when it holds bytes: before the
+		 * first read it is NULL, and even NULL + 0 is undefined. */
 		if (span > s->scanned)
-			nl = memchr(p + s->scanned, '\n', span - s->scanned);
+			nl = memchr(s->rbuf + s->rstart + s->scanned, '\n',
+			            span - s->scanned);
 
 		if (nl)
-			return take_line(s, (size_t)(nl - p) + 1, line);
+			return take_line(s, (size_t)(nl - (s->rbuf + s->rstart)) + 1,
+			                 line);
 		if (avail >= max || (s->eof && avail))
 			return take_line(s, span, line);
 		if (s->eof)
