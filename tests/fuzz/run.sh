@@ -10,14 +10,14 @@
 #   sh tests/fuzz/run.sh [SECONDS [NAME...]]
 #
 # SECONDS: how long each harness runs (default 45). NAME: conf, framer,
-# chatcmd or log (default: all). The build is build/fuzz (FUZZ_BUILD), made
+# chatcmd, log or recv_line (default: all). The build is build/fuzz (FUZZ_BUILD), made
 # with clang (FUZZ_CC, default clang-14); inputs found by a run are kept in
 # build/fuzz/corpus/ and reused by the next one, never written to the tree.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-45}
 [ $# -gt 0 ] && shift
-names=${*:-conf framer chatcmd log}
+names=${*:-conf framer chatcmd log recv_line}
 build=${FUZZ_BUILD:-$top/build/fuzz}
 cc=${FUZZ_CC:-clang-14}
 
@@ -26,7 +26,7 @@ case $seconds in
 esac
 for name in $names; do
 	[ -f "$top/tests/fuzz/fuzz_$name.c" ] ||
-		{ echo "run.sh: no harness $name (conf, framer, chatcmd, log)" >&2; exit 64; }
+		{ echo "run.sh: no harness $name (conf, framer, chatcmd, log, recv_line)" >&2; exit 64; }
 done
 
 # Build.
@@ -72,13 +72,13 @@ for name in $names; do
 	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
-	report="$report$(printf '%-8s %10s %12s  %s' "$name" "${rate:-?}" \
+	report="$report$(printf '%-10s %10s %12s  %s' "$name" "${rate:-?}" \
 		"${execs:-?}" "$status")
 "
 done
 
 echo "== fuzzing results (${seconds}s each)"
-printf '%-8s %10s %12s  %s\n' harness 'execs/s' 'total execs' status
+printf '%-10s %10s %12s  %s\n' harness 'execs/s' 'total execs' status
 printf '%s' "$report"
 if [ -n "$failed" ]; then
 	echo "fuzzing failed:$failed (logs in $build/logs, inputs in $build/artifacts)" >&2
