@@ -136,9 +136,6 @@ static void admit(struct listener *l, gb_sock *s,
 	struct client *cl;
 
 	server_peer_name(peer, name, sizeof name);
-	/* Replies are whole lines: each should leave at once. Chat sends
-	 * several in a row, which Nagle would hold back for an ACK. */
-	gb_sock_nodelay(s, 1);
 	if (c->max_clients && srv->nclients >= c->max_clients) {
 		reject(srv, s, name, "! server full\n", "server full");
 		return;

@@ -41,9 +41,10 @@ struct gb_fd {
 	unsigned char sock;    /* write with send(MSG_NOSIGNAL) */
 	unsigned char stream;  /* SOCK_STREAM: short reads mean drained */
 	unsigned char rdhup;   /* the peer's end of stream has been reported */
-	unsigned char drained; /* after a short read: wait for an edge first */
 	gb_task *reader, *writer;
-	/* Suspect list (see above): linked while sprev != NULL. */
+	/* Suspect list (see above): linked while sprev != NULL, which is
+	 * exactly while a short read has drained the fd and no edge has come
+	 * since, so a read then waits for the poller first. */
 	gb_fd *snext, **sprev;
 	unsigned sgen;         /* sweep generation of the last short read */
 };
@@ -85,7 +86,6 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 			continue;
 		suspect_unlink(f);
 		f->ready |= GB_READ;
-		f->drained = 0;
 		if (f->reader) {
 			gb_task *t = f->reader;
 			f->reader = NULL;
@@ -101,14 +101,8 @@ static void suspect_add(gb_fd *f)
 	f->sgen = gb__s.sweep_gen;
 	if (f->sprev)
 		return;
-	if (!gb__s.suspects) {
-		if (!gb__s.sweep_ready) {
-			evtimer_assign(&gb__s.sweep, gb__s.base, sweep, NULL);
-			gb__s.sweep_ready = 1;
-		}
-		if (!evtimer_pending(&gb__s.sweep, NULL))
-			sweep_arm();
-	}
+	if (!gb__s.suspects && !evtimer_pending(&gb__s.sweep, NULL))
+		sweep_arm();
 	f->snext = gb__s.suspects;
 	if (f->snext)
 		f->snext->sprev = &f->snext;
@@ -116,10 +110,14 @@ static void suspect_add(gb_fd *f)
 	f->sprev = &gb__s.suspects;
 }
 
+void gb__fd_init(void)
+{
+	evtimer_assign(&gb__s.sweep, gb__s.base, sweep, NULL);
+}
+
 void gb__fd_teardown(void)
 {
-	if (gb__s.sweep_ready)
-		evtimer_del(&gb__s.sweep);
+	evtimer_del(&gb__s.sweep);
 }
 
 static void fd_event(evutil_socket_t fd, short what, void *arg)
@@ -131,7 +129,6 @@ static void fd_event(evutil_socket_t fd, short what, void *arg)
 		f->rdhup = 1;
 	if (what & (EV_READ | EV_CLOSED)) {
 		f->ready |= GB_READ;
-		f->drained = 0;
 		suspect_unlink(f);
 		if (f->reader) {
 			gb_task *t = f->reader;
@@ -274,14 +271,13 @@ ssize_t gb_fd_read(gb_fd *f, void *buf, size_t len, int64_t deadline)
 {
 	ssize_t n = gb_io_checkpoint();
 
-	if (n == 0 && f->drained)
+	if (n == 0 && f->sprev) /* drained by a short read: see above */
 		n = gb_fd_wait(f, GB_READ, deadline);
 	while (n == 0 && (n = read(f->fd, buf, len)) < 0 &&
 	       io_again(f, GB_READ, deadline, &n))
 		n = 0;
 	if (n > 0 && (size_t)n < len && f->stream && !f->rdhup) {
 		gb_fd_unready(f, GB_READ);
-		f->drained = 1;
 		suspect_add(f);
 	}
 	return n;

@@ -123,9 +123,8 @@ struct gb_sched {
 
 	/* fds drained by a short read and not heard from since (fd.c). */
 	gb_fd *suspects;
-	struct event sweep;     /* assigned when first needed */
+	struct event sweep;     /* armed while the list is not empty */
 	unsigned sweep_gen;
-	int sweep_ready;
 
 #ifdef GB_ASAN
 	const void *loop_stack_bottom;
@@ -192,6 +191,7 @@ void gb__waitq_wake_all(gb_waitq *q, int rc);
 int gb__waitq_wait(gb_waitq *q, void *data, int64_t deadline, int cancellable);
 
 /* fd.c */
+void gb__fd_init(void);
 void gb__fd_teardown(void);
 
 /* sock.c */

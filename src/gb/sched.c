@@ -400,6 +400,7 @@ int gb_run_with(gb_fn main, void *arg, const gb_config *cfg)
 		return -ENOMEM;
 	}
 	gb__s.next_id = 1;
+	gb__fd_init();
 	sigpipe_ignore(&sigpipe);
 	gb__s.root = gb__task_new(NULL, main, arg, NULL, &err);
 	if (gb__s.root) {

@@ -39,7 +39,10 @@ VALGRIND = os.environ.get("GIAMBIOD_VALGRIND", "0") not in ("", "0")
 VALGRIND_STATUS = 99
 VALGRIND_ARGV = [shutil.which("valgrind") or "valgrind", "--quiet",
                  "--error-exitcode=%d" % VALGRIND_STATUS, "--leak-check=full",
-                 "--errors-for-leak-kinds=definite,indirect"]
+                 "--errors-for-leak-kinds=definite,indirect",
+                 # no gdbserver pipes in /tmp: after dropping root the
+                 # daemon could not remove them, and valgrind says so
+                 "--vgdb=no"]
 TIME_SCALE = float(os.environ.get("GIAMBIOD_TIME_SCALE") or
                    (8 if VALGRIND else 1))
 

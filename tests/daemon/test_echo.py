@@ -1,9 +1,6 @@
 """Echo mode, byte for byte (giambio's README example)."""
 
-import ctypes
-import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -140,51 +137,6 @@ def test_reset_after_partial_line():
     c.expect(WELCOME)
     c.send(b"still here\n")
     c.expect(b"Got: still here\n")
-
-
-def _daemon_socket_for(pid, client):
-    """A duplicate of the daemon's socket connected to client (matched by
-    address), taken with pidfd_getfd(2) (the test may trace its child)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    SYS_pidfd_getfd = 438
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return None
-    try:
-        for name in os.listdir("/proc/%d/fd" % pid):
-            fd = libc.syscall(SYS_pidfd_getfd, pidfd, int(name), 0)
-            if fd < 0:
-                return None
-            try:
-                s = socket.socket(fileno=fd)
-            except OSError:
-                os.close(fd)
-                continue
-            try:
-                if s.getpeername() == client.sock.getsockname():
-                    return s
-            except OSError:
-                pass
-            s.close()
-    finally:
-        os.close(pidfd)
-    return None
-
-
-def test_client_sockets_nodelay():
-    # Replies leave at once (TCP_NODELAY) rather than waiting behind an
-    # unacknowledged one.
-    d = Daemon()
-    c = d.connect()
-    c.expect(WELCOME)
-    s = _daemon_socket_for(d.pid, c)
-    check(s is not None, "the daemon's socket for the client was not found")
-    try:
-        check(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
-              "TCP_NODELAY is not set on the client's socket")
-    finally:
-        s.close()
 
 
 def _lines_payload(total, width=64):
@@ -418,7 +370,6 @@ if __name__ == "__main__":
         test_long_line_in_pieces,
         test_final_fragment_on_half_close,
         test_reset_after_partial_line,
-        test_client_sockets_nodelay,
         test_one_mib_in_one_go,
         test_non_reader_does_not_block_others,
         test_log_lines,

@@ -369,8 +369,14 @@ INJECTED = [test_allocation_failures, test_allocation_failures_chat,
 if __name__ == "__main__":
     tests = ALWAYS
     skipped = 0
+    if harness.VALGRIND:
+        # valgrind keeps descriptors of its own at the top of the limit,
+        # so a limit lowered from outside does not act on the daemon alone.
+        print("SKIP test_out_of_descriptors: not under valgrind", flush=True)
+        tests = [t for t in ALWAYS if t is not test_out_of_descriptors]
+        skipped += 1
     if fault_injection_built():
-        tests = ALWAYS + INJECTED
+        tests = tests + INJECTED
     else:
         for t in INJECTED:
             print("SKIP %s: giambiod built without --enable-fault-injection"

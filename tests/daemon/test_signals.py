@@ -15,9 +15,11 @@ NEW_WELCOME = b"New welcome \xe2\x82\xac\n"
 YOU_ARE = rb"\* you are (guest\d+) in #lobby, type /help for commands\n"
 
 
-def _fill_socket(c, seconds=3.0):
+def _fill_socket(c, seconds=5.0):
     """Makes c a client with a full socket: it sends lines without reading
-    until the daemon stops taking them. Returns the bytes sent."""
+    until the daemon stops taking them (nothing taken for a whole second:
+    a shorter pause can be a busy machine, not a full socket). Returns the
+    bytes sent."""
     s = c.sock
     s.setblocking(False)
     chunk = b"".join(b"filler line %06d %s\n" % (i, b"#" * 100)
@@ -30,11 +32,11 @@ def _fill_socket(c, seconds=3.0):
             sent += s.send(chunk)
             last = time.monotonic()
         except BlockingIOError:
-            if time.monotonic() - last > 0.3:
+            if time.monotonic() - last > 1.0:
                 break
             time.sleep(0.01)
     s.setblocking(True)
-    check(time.monotonic() - last > 0.3, "the daemon kept taking data from a "
+    check(time.monotonic() - last > 1.0, "the daemon kept taking data from a "
           "client that never reads (%d bytes)" % sent)
     return sent
 
