@@ -1133,6 +1133,56 @@ START_TEST(test_sendv_pieces)
 }
 END_TEST
 
+/* Replies of up to 256 bytes are copied into one buffer and sent with
+ * one send(); longer ones go as they are. Totals on both sides of that
+ * size, made of three uneven pieces, arrive whole and in order. */
+struct gather_ctx {
+	int rc[3];
+	size_t sent[3];
+	ssize_t got[3];
+	int same[3];
+};
+
+static int gather_main(void *arg)
+{
+	static const size_t totals[3] = { 255, 256, 257 };
+	struct gather_ctx *c = arg;
+	char out[300], in[600];
+	gb_sock *a, *b;
+
+	if (unix_pair(&a, &b))
+		return -1;
+	for (size_t i = 0; i < sizeof out; i++)
+		out[i] = (char)('a' + i % 26);
+	for (int k = 0; k < 3; k++) {
+		size_t n = totals[k];
+		struct iovec v[] = { { out, 5 }, { out + 5, n - 6 },
+		                     { out + n - 1, 1 } };
+		c->rc[k] = gb_sock_sendv_all(a, v, 3, &c->sent[k],
+		                             gb_after(GB_SEC(5)));
+		c->got[k] = gb_sock_recv(b, in, sizeof in, gb_after(GB_SEC(5)));
+		c->same[k] = c->got[k] == (ssize_t)n && !memcmp(in, out, n);
+	}
+	gb_sock_close(a);
+	gb_sock_close(b);
+	return 0;
+}
+
+START_TEST(test_sendv_gather_sizes)
+{
+	struct gather_ctx c;
+
+	memset(&c, 0, sizeof c);
+	TU_RUN(gather_main, &c, 0);
+	for (int k = 0; k < 3; k++) {
+		ck_assert_int_eq(c.rc[k], 0);
+		ck_assert_uint_eq(c.sent[k], 255 + (size_t)k);
+		ck_assert_int_eq(c.got[k], 255 + k);
+		ck_assert(c.same[k]);
+	}
+}
+END_TEST
+
 struct adv_ctx {
 	int cnt_a, cnt_b, cnt_c, cnt_d, cnt_e;
 	struct iovec v[5];
@@ -2870,6 +2920,7 @@ static Suite *sock_suite(void)
 	tcase_add_loop_test(td, test_partial_writes, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_loop_test(td, test_partial_writes_vec, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_test(td, test_sendv_pieces);
+	tcase_add_test(td, test_sendv_gather_sizes);
 	tcase_add_test(td, test_iov_advance);
 	tcase_add_loop_test(td, test_send_deadline, PAIR_UNIX, PAIR_TCP + 1);
 	tcase_add_test(td, test_peer_close);

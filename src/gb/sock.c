@@ -389,16 +389,41 @@ void gb_iov_advance(struct iovec **iov, int *cnt, size_t n)
 	}
 }
 
+/* Pieces totalling at most this many bytes are copied into one buffer
+ * and sent as one: copying a short reply costs less than the kernel's
+ * walk over an iovec (measured with bench/run.sh at 1000 connections). */
+#define GATHER_MAX 256
+
+/* Copies iov[0..iovcnt) into buf if it all fits in GATHER_MAX bytes and
+ * makes *v the one piece describing it; otherwise leaves *v alone. */
+static void gather_small(struct iovec *v, int *iovcnt, char *buf)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < *iovcnt; i++) {
+		if (v[i].iov_len > GATHER_MAX - len)
+			return;
+		len += v[i].iov_len;
+	}
+	for (int i = 0, at = 0; i < *iovcnt; at += (int)v[i].iov_len, i++)
+		memcpy(buf + at, v[i].iov_base, v[i].iov_len);
+	v[0] = (struct iovec){ .iov_base = buf, .iov_len = len };
+	*iovcnt = 1;
+}
+
 int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
                       size_t *sent, int64_t deadline)
 {
 	struct iovec v[GB_IOV_MAX], *p = v;
+	char small[GATHER_MAX];
 	size_t done = 0;
 	int rc = 0;
 
 	if (iovcnt < 0 || iovcnt > GB_IOV_MAX)
 		return -EINVAL;
 	memcpy(v, iov, (size_t)iovcnt * sizeof *iov);
+	if (iovcnt > 1)
+		gather_small(v, &iovcnt, small);
 	gb_iov_advance(&p, &iovcnt, 0); /* skip empty leading pieces */
 	while (iovcnt) {
 		ssize_t n = gb_fd_writev(s->f, p, iovcnt, deadline);
