@@ -1906,39 +1906,6 @@ static int rst_main(void *arg)
 	return 0;
 }
 
-struct nodelay_ctx {
-	int before, on, off, rc;
-};
-
-static int nodelay_main(void *arg)
-{
-	struct nodelay_ctx *c = arg;
-	gb_sock *a, *b;
-
-	if (tcp_pair(&a, &b, 0))
-		return -1;
-	c->before = get_int_opt(gb_sock_fd(b), IPPROTO_TCP, TCP_NODELAY);
-	c->rc = gb_sock_nodelay(b, 1);
-	c->on = get_int_opt(gb_sock_fd(b), IPPROTO_TCP, TCP_NODELAY);
-	c->rc |= gb_sock_nodelay(b, 0);
-	c->off = get_int_opt(gb_sock_fd(b), IPPROTO_TCP, TCP_NODELAY);
-	gb_sock_close(a);
-	gb_sock_close(b);
-	return 0;
-}
-
-START_TEST(test_nodelay)
-{
-	struct nodelay_ctx c;
-
-	TU_RUN(nodelay_main, &c, 0);
-	ck_assert_int_eq(c.rc, 0);
-	ck_assert_int_eq(c.before, 0);
-	ck_assert_int_ne(c.on, 0);
-	ck_assert_int_eq(c.off, 0);
-}
-END_TEST
-
 /* ---- drained streams: a short read is trusted, a hang-up is not lost ---- */
 
 /* Read system calls this process has made (/proc/self/io), or -1. */
@@ -2926,7 +2893,6 @@ static Suite *sock_suite(void)
 	tcase_add_test(td, test_peer_close);
 	tcase_add_test(td, test_half_close);
 	tcase_add_test(td, test_short_read_drains);
-	tcase_add_test(td, test_nodelay);
 	tcase_add_test(td, test_data_and_fin_one_edge);
 	tcase_add_test(td, test_data_and_reset_one_edge);
 	tcase_add_loop_test(td, test_peer_reset, 0, 2);

@@ -367,11 +367,6 @@ int gb_sock_listen(gb_sock **out, const struct sockaddr *sa, socklen_t len,
 int gb_sock_accept(gb_sock *ls, gb_sock **client,
                    struct sockaddr_storage *peer, int64_t deadline);
 
-/* Sets TCP_NODELAY: every send goes out at once instead of waiting for
- * the peer to acknowledge the previous one (Nagle's algorithm). For
- * line-at-a-time servers, where each send is a whole reply. */
-int gb_sock_nodelay(gb_sock *s, int on);
-
 /* A non-blocking TCP connect to sa, waiting at most until deadline. */
 int gb_sock_connect(gb_sock **out, const struct sockaddr *sa, socklen_t len,
                     int64_t deadline);

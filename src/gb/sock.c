@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -127,11 +126,6 @@ int gb_sock_listen(gb_sock **out, const struct sockaddr *sa, socklen_t len,
 	if (rc < 0)
 		close(fd);
 	return rc;
-}
-
-int gb_sock_nodelay(gb_sock *s, int on)
-{
-	return set_int_opt(gb_fd_get(s->f), IPPROTO_TCP, TCP_NODELAY, !!on);
 }
 
 /* ---------------------------------------------------------------- accept */
