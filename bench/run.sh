@@ -11,6 +11,9 @@
 # Environment:
 #   BENCH_SECONDS    measured seconds per echo run (5; 2 for a short run)
 #   BENCH_WARMUP     loadgen warmup seconds before each measured run (1)
+#   BENCH_ROUNDS     runs of each echo and chat workload, the servers
+#                    taking turns; each figure is the median of its runs
+#                    (1; 5 or more on a noisy machine)
 #   BENCH_PORT       first TCP port tried on 127.0.0.1 (25700)
 #   BENCH_MEM_CONNS  idle connections for the memory figure (10000)
 #   BENCH_MEM_HOLD   seconds loadgen holds them (10)
@@ -74,6 +77,8 @@ for t in taskset timeout awk; do
 done
 case $D in ''|*[!0-9]*) echo "run.sh: BENCH_SECONDS must be whole seconds" >&2; exit 2;; esac
 case $W in ''|*[!0-9]*) echo "run.sh: BENCH_WARMUP must be whole seconds" >&2; exit 2;; esac
+ROUNDS=${BENCH_ROUNDS:-1}
+case $ROUNDS in ''|0|*[!0-9]*) echo "run.sh: BENCH_ROUNDS must be a positive whole number" >&2; exit 2;; esac
 [ "$D" -ge 1 ] || { echo "run.sh: BENCH_SECONDS must be >= 1" >&2; exit 2; }
 
 SERVERS=giambiod
@@ -226,12 +231,15 @@ echo "giambiod benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) CPUs, Linux $(uname -r)"
 echo "build: $B"
 echo "servers on CPU 0, loadgen on CPU 1, 127.0.0.1; ${D} s measured after ${W} s warmup per run"
+[ "$ROUNDS" -gt 1 ] && echo "each figure: the median of $ROUNDS runs, the servers taking turns"
 echo "msgs/CPU-s: msgs/s divided by the server's CPU utilisation (utime+stime"
 echo "  from /proc/PID/stat) sampled inside the measured window"
 
 # ------------------------------------------------------------- echo runs
 RESULTS=$TMP/results # workload server msgs_per_s p99 util msgs_per_cpu errors
+RUNS=$TMP/runs       # the same, one line per run
 : >"$RESULTS"
+: >"$RUNS"
 
 # measured_run WORKLOAD SERVER RATE ARGS...: starts SERVER, runs $TOOL
 # (loadgen unless set) with ARGS, and records the RATE field of its
@@ -242,7 +250,7 @@ measured_run() {
 	wl=$1 srv=$2 rate=$3
 	shift 3
 	if ! start_server "$srv" plain; then
-		echo "$wl $srv - - - - -" >>"$RESULTS"
+		echo "$wl $srv - - - - -" >>"$RUNS"
 		return
 	fi
 	loadgen_bg $((W + D + 120)) "$@" -t "$D" -w "$W"
@@ -272,11 +280,59 @@ measured_run() {
 		err=$(($(field errors "$RES") + ${lost:-0}))
 		util=$(calc "u = ($c1 - $c0) / $HZ / ($t1 - $t0); printf \"%.3f\", u")
 		mpc=$(calc "u = $util; if (u > 0) printf \"%.0f\", $mps / u; else print \"-\"")
-		echo "$wl $srv $mps $p99 $util $mpc $err" >>"$RESULTS"
+		echo "$wl $srv $mps $p99 $util $mpc $err" >>"$RUNS"
 	else
-		echo "$wl $srv - - - - -" >>"$RESULTS"
+		echo "$wl $srv - - - - -" >>"$RUNS"
 	fi
 	stop_server
+}
+
+# rounds WORKLOAD SERVERS ARGS...: measured_run for each server in turn,
+# ROUNDS times, then one line per server in RESULTS: the median of each
+# figure over the runs that produced one, and the errors of all runs.
+rounds() {
+	rw=$1 rs=$2
+	shift 2
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		for s in $rs; do
+			measured_run "$rw" "$s" "$@"
+		done
+		r=$((r + 1))
+	done
+	for s in $rs; do
+		awk -v w="$rw" -v s="$s" '
+			function median(col,   n, i, j, t, v) {
+				n = 0
+				for (i = 1; i <= rows; i++)
+					if (cell[i, col] != "-")
+						v[++n] = cell[i, col] + 0
+				if (n == 0)
+					return "-"
+				for (i = 2; i <= n; i++)      # insertion sort: few runs
+					for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+						t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+					}
+				return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+			}
+			$1 == w && $2 == s {
+				rows++
+				for (c = 3; c <= 7; c++)
+					cell[rows, c] = $c
+				if ($7 != "-")
+					err += $7
+			}
+			END {
+				if (!rows)
+					exit
+				printf "%s %s", w, s
+				for (c = 3; c <= 6; c++) {
+					m = median(c)
+					printf (m == "-" ? " %s" : (c == 5 ? " %.3f" : " %.0f")), m
+				}
+				printf " %d\n", err
+			}' "$RUNS" >>"$RESULTS"
+	done
 }
 
 ratio() { # a b -> a/b with 2 decimals, or -
@@ -315,9 +371,7 @@ for wl in $WORKLOADS; do
 	IFS=: read -r name conns size <<EOF
 $wl
 EOF
-	for s in $SERVERS; do
-		measured_run "$name" "$s" msgs_per_s -c "$conns" -s "$size" -d 1
-	done
+	rounds "$name" "$SERVERS" msgs_per_s -c "$conns" -s "$size" -d 1
 	case $name in
 	c1) title="1 connection, ping-pong, 64 B" ;;
 	big10) title="10 connections, ping-pong, 16 KiB messages" ;;
@@ -367,14 +421,13 @@ if [ "${BENCH_CHAT:-1}" != 0 ] && [ -x "$CHATGEN" ]; then
 		IFS=: read -r name nr ns <<EOF
 $wl
 EOF
+		# Only giambiod reads SRV_CONF; ncat cannot go past 1024
+		# descriptors.
+		chat_servers="giambiod"
+		[ "$nr" -le 100 ] && chat_servers="giambiod $CHATREFS"
 		SRV_CONF=$CHATCONF
-		measured_run "$name" giambiod deliveries_per_s -r "$nr" -S "$ns"
+		rounds "$name" "$chat_servers" deliveries_per_s -r "$nr" -S "$ns"
 		SRV_CONF=
-		if [ "$nr" -le 100 ]; then
-			for r in $CHATREFS; do
-				measured_run "$name" "$r" deliveries_per_s -r "$nr" -S "$ns"
-			done
-		fi
 		title="chat: 1 sender, $nr receivers"
 		[ "$ns" -gt 0 ] && title="$title and $ns that never read"
 		table "$name" "$title" dlv "$CHATREFS"
