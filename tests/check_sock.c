@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -1987,6 +1988,134 @@ START_TEST(test_short_read_drains)
 }
 END_TEST
 
+/* ---- the receive buffer: small for short lines, grown when needed ---- */
+
+#define BURST_LINES 100
+
+struct burst_ctx {
+	int lines;          /* burst lines received intact */
+	long reads;         /* read system calls they took */
+	ssize_t long_n;     /* a 3000-byte line with max 4096 */
+	int long_ok;
+	ssize_t cut_n;      /* a 5000-byte line with max 4096: cut */
+};
+
+static int burst_main(void *arg)
+{
+	struct burst_ctx *c = arg;
+	static char big[5001];
+	char out[BURST_LINES * 64];
+	const char *line;
+	gb_sock *a, *b;
+	long r0;
+
+	if (unix_pair(&a, &b))
+		return -1;
+	/* 100 lines of 64 bytes: 63 letters (a different one per line) and
+	 * a newline */
+	for (int i = 0; i < BURST_LINES; i++) {
+		memset(out + 64 * i, 'A' + i % 26, 63);
+		out[64 * i + 63] = '\n';
+	}
+	r0 = read_calls();
+	if (gb_sock_send_all(a, out, sizeof out, NULL, gb_after(GB_SEC(5))))
+		return -1;
+	for (int i = 0; i < BURST_LINES; i++) {
+		ssize_t n = gb_sock_recv_line(b, 4096, &line, gb_after(GB_SEC(5)));
+		if (n != 64 || memcmp(line, out + 64 * i, 64))
+			break;
+		c->lines++;
+	}
+	c->reads = read_calls() - r0;
+
+	memset(big, 'x', sizeof big - 1);
+	big[2999] = '\n';
+	big[5000 - 1] = '\n';
+	gb_sock_send_all(a, big, 3000, NULL, gb_after(GB_SEC(5)));
+	c->long_n = gb_sock_recv_line(b, 4096, &line, gb_after(GB_SEC(5)));
+	c->long_ok = c->long_n == 3000 && !memcmp(line, big, 3000);
+	big[2999] = 'x';
+	gb_sock_send_all(a, big, 5000, NULL, gb_after(GB_SEC(5)));
+	c->cut_n = gb_sock_recv_line(b, 4096, &line, gb_after(GB_SEC(5)));
+	gb_sock_close(a);
+	gb_sock_close(b);
+	return 0;
+}
+
+/* Lines arriving in a burst are read with a few reads, as the buffer
+ * grows while reads fill it (512, 1024, 2048, 4096 bytes: 6400 bytes in
+ * at most 6 reads, where a buffer stuck at its first 512 bytes would take
+ * 13); a line longer than the buffer grows it up to max; past max the
+ * line is cut at max. */
+START_TEST(test_rbuf_burst_grows)
+{
+	struct burst_ctx c;
+
+	memset(&c, 0, sizeof c);
+	TU_RUN(burst_main, &c, 0);
+	ck_assert_int_eq(c.lines, BURST_LINES);
+	if (read_calls() >= 0 && !tu_under_valgrind())
+		ck_assert_int_le(c.reads, 6);
+	ck_assert_int_eq(c.long_n, 3000);
+	ck_assert(c.long_ok);
+	ck_assert_int_eq(c.cut_n, 4096);
+}
+END_TEST
+
+#define SMALL_PAIRS 200
+
+struct small_ctx {
+	long per_conn;     /* heap bytes per connection that got a line */
+	int got;
+};
+
+static int small_main(void *arg)
+{
+	struct small_ctx *c = arg;
+	gb_sock *a[SMALL_PAIRS], *b[SMALL_PAIRS];
+	const char *line;
+	size_t before;
+	int n = 0;
+
+	for (; n < SMALL_PAIRS; n++)
+		if (unix_pair(&a[n], &b[n]))
+			break;
+	before = mallinfo2().uordblks;
+	for (int i = 0; i < n; i++) {
+		gb_sock_send_all(a[i], "hello\n", 6, NULL, gb_after(GB_SEC(5)));
+		c->got += gb_sock_recv_line(b[i], 4096, &line,
+		                            gb_after(GB_SEC(5))) == 6;
+	}
+	c->per_conn = n ? (long)(mallinfo2().uordblks - before) / n : -1;
+	for (int i = 0; i < n; i++) {
+		gb_sock_close(a[i]);
+		gb_sock_close(b[i]);
+	}
+	return 0;
+}
+
+/* A connection that only ever received short lines holds a small receive
+ * buffer (512 bytes), not one of max bytes: with thousands of connections
+ * that is memory, and pages the CPU must map. Measured from the C
+ * library's heap, so not under valgrind or AddressSanitizer, which bring
+ * their own allocators. */
+START_TEST(test_rbuf_small)
+{
+	struct small_ctx c;
+
+#if defined(__SANITIZE_ADDRESS__)
+	return;
+#endif
+	if (tu_under_valgrind())
+		return;
+	memset(&c, 0, sizeof c);
+	TU_RUN(small_main, &c, 0);
+	ck_assert_int_eq(c.got, SMALL_PAIRS);
+	ck_assert_int_gt(c.per_conn, 0);
+	ck_assert_int_le(c.per_conn, 1024);
+}
+END_TEST
+
 struct hup_ctx {
 	int reset;           /* 1: abortive close (RST), 0: shutdown (FIN) */
 	gb_sock *cli, *srv;
@@ -2893,6 +3022,8 @@ static Suite *sock_suite(void)
 	tcase_add_test(td, test_peer_close);
 	tcase_add_test(td, test_half_close);
 	tcase_add_test(td, test_short_read_drains);
+	tcase_add_test(td, test_rbuf_burst_grows);
+	tcase_add_test(td, test_rbuf_small);
 	tcase_add_test(td, test_data_and_fin_one_edge);
 	tcase_add_test(td, test_data_and_reset_one_edge);
 	tcase_add_loop_test(td, test_peer_reset, 0, 2);
