@@ -404,36 +404,35 @@ void gb_iov_advance(struct iovec **iov, int *cnt, size_t n)
  * walk over an iovec (measured with bench/run.sh at 1000 connections). */
 #define GATHER_MAX 256
 
-/* Copies iov[0..iovcnt) into buf if it all fits in GATHER_MAX bytes and
- * makes *v the one piece describing it; otherwise leaves *v alone. */
-static void gather_small(struct iovec *v, int *iovcnt, char *buf)
+/* Sends buf[0..len) whole, looping over partial writes. */
+static int send_buf(gb_sock *s, const char *buf, size_t len, size_t *sent,
+                    int64_t deadline)
 {
-	size_t len = 0;
-
-	for (int i = 0; i < *iovcnt; i++) {
-		if (v[i].iov_len > GATHER_MAX - len)
-			return;
-		len += v[i].iov_len;
-	}
-	for (int i = 0, at = 0; i < *iovcnt; at += (int)v[i].iov_len, i++)
-		memcpy(buf + at, v[i].iov_base, v[i].iov_len);
-	v[0] = (struct iovec){ .iov_base = buf, .iov_len = len };
-	*iovcnt = 1;
-}
-
-int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
-                      size_t *sent, int64_t deadline)
-{
-	struct iovec v[GB_IOV_MAX], *p = v;
-	char small[GATHER_MAX];
 	size_t done = 0;
 	int rc = 0;
 
-	if (iovcnt < 0 || iovcnt > GB_IOV_MAX)
-		return -EINVAL;
+	while (done < len) {
+		ssize_t n = gb_fd_write(s->f, buf + done, len - done, deadline);
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (sent)
+		*sent = done;
+	return rc;
+}
+
+/* The same for pieces that do not fit in GATHER_MAX bytes. */
+static int send_pieces(gb_sock *s, const struct iovec *iov, int iovcnt,
+                       size_t *sent, int64_t deadline)
+{
+	struct iovec v[GB_IOV_MAX], *p = v;
+	size_t done = 0;
+	int rc = 0;
+
 	memcpy(v, iov, (size_t)iovcnt * sizeof *iov);
-	if (iovcnt > 1)
-		gather_small(v, &iovcnt, small);
 	gb_iov_advance(&p, &iovcnt, 0); /* skip empty leading pieces */
 	while (iovcnt) {
 		ssize_t n = gb_fd_writev(s->f, p, iovcnt, deadline);
@@ -449,10 +448,32 @@ int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
 	return rc;
 }
 
+int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
+                      size_t *sent, int64_t deadline)
+{
+	char small[GATHER_MAX];
+	size_t len = 0;
+
+	if (iovcnt < 0 || iovcnt > GB_IOV_MAX)
+		return -EINVAL;
+	if (iovcnt == 1)
+		return send_buf(s, iov->iov_base, iov->iov_len, sent, deadline);
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > GATHER_MAX - len)
+			return send_pieces(s, iov, iovcnt, sent, deadline);
+		len += iov[i].iov_len;
+	}
+	len = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len) /* an empty piece may have a NULL base */
+			memcpy(small + len, iov[i].iov_base, iov[i].iov_len);
+		len += iov[i].iov_len;
+	}
+	return send_buf(s, small, len, sent, deadline);
+}
+
 int gb_sock_send_all(gb_sock *s, const void *buf, size_t len, size_t *sent,
                      int64_t deadline)
 {
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return gb_sock_sendv_all(s, &iov, 1, sent, deadline);
+	return send_buf(s, buf, len, sent, deadline);
 }

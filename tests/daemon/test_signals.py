@@ -15,30 +15,38 @@ NEW_WELCOME = b"New welcome \xe2\x82\xac\n"
 YOU_ARE = rb"\* you are (guest\d+) in #lobby, type /help for commands\n"
 
 
-def _fill_socket(c, seconds=5.0):
-    """Makes c a client with a full socket: it sends lines without reading
-    until the daemon stops taking them (nothing taken for a whole second:
-    a shorter pause can be a busy machine, not a full socket). Returns the
-    bytes sent."""
-    s = c.sock
-    s.setblocking(False)
-    chunk = b"".join(b"filler line %06d %s\n" % (i, b"#" * 100)
-                     for i in range(500))
-    sent = 0
-    deadline = time.monotonic() + seconds
-    last = time.monotonic()
-    while time.monotonic() < deadline:
-        try:
-            sent += s.send(chunk)
-            last = time.monotonic()
-        except BlockingIOError:
-            if time.monotonic() - last > 1.0:
-                break
-            time.sleep(0.01)
-    s.setblocking(True)
-    check(time.monotonic() - last > 1.0, "the daemon kept taking data from a "
-          "client that never reads (%d bytes)" % sent)
-    return sent
+WELCOME = b"Welcome to the server pal!\n"
+BYE = b"* server shutting down\n"
+# Chat mode with room for the queue of _stuck_member.
+STUCK_LIMITS = {"send_buffer": "64MiB"}
+
+
+def _stuck_member(d, mib=8):
+    """Chat mode: a member that never reads, with mib MiB of chat lines
+    queued for it in the daemon, and the member who sent them. That is far
+    more than the kernel's socket buffers take, so a drain waits for the
+    stuck member until shutdown_timeout. (A client stuck on a short reply
+    is no good: the kernel reports a socket writable only once a good part
+    of its buffer is free, and may still take those few bytes when the
+    daemon, shutting down, tries again.) Returns (talker, stuck)."""
+    stuck = d.connect(rcvbuf=65536)
+    stuck.expect(WELCOME)
+    talker = d.connect()
+    talker.expect(WELCOME)
+    line = b"x" * 4000 + b"\n"
+    talker.send(line * (mib * 1024 * 1024 // len(line)), timeout=30)
+    # The daemon handles a member's lines in order: once /help is
+    # answered, every line before it has been queued for the stuck one.
+    talker.send(b"/help\n")
+    while not talker.read_line(timeout=10).startswith(b"*   /help"):
+        pass
+    return talker, stuck
+
+
+def _expect_bye(c, timeout=3.0):
+    """Reads c's lines (chat notices) until the shutdown notice."""
+    while c.read_line(timeout=timeout) != BYE:
+        pass
 
 
 def test_reload_good_file():
@@ -185,7 +193,8 @@ def test_sigterm_with_clients():
     b.send(b"partial line without newline")
     # s never reads and has a full socket.
     s = d.connect(rcvbuf=65536, sndbuf=65536)
-    _fill_socket(s)
+    s.expect(WELCOME)
+    harness.send_until_stuck(s.sock, (b"x" * 200 + b"\n") * 256)
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     a.expect(b"* server shutting down\n", timeout=2)
@@ -236,14 +245,13 @@ def test_sigint_drains_then_exits_zero():
 
 
 def test_second_sigint_exits_130():
-    d = Daemon(limits={"shutdown_timeout": "30s"})
-    a = d.connect()
-    a.expect(b"Welcome to the server pal!\n")
-    s = d.connect(rcvbuf=65536, sndbuf=65536)
-    _fill_socket(s)
+    d = Daemon(server={"mode": "chat"},
+               limits=dict(STUCK_LIMITS, shutdown_timeout="30s"))
+    a, _ = _stuck_member(d)
     d.signal(signal.SIGINT)
-    a.expect(b"* server shutting down\n", timeout=2)
-    # The drain goes on: s never reads. The listener is closed.
+    _expect_bye(a, timeout=2)
+    # The drain goes on: the stuck member never reads. The listener is
+    # closed.
     time.sleep(0.5)
     check(d.running(), "daemon exited while a client still had data queued "
           "(shutdown_timeout 30s)")
@@ -257,15 +265,16 @@ def test_second_sigint_exits_130():
 
 
 def test_sighup_during_drain_ignored():
-    d = Daemon(limits={"shutdown_timeout": "1s"})
-    a = d.connect()
-    a.expect(b"Welcome to the server pal!\n")
-    s = d.connect(rcvbuf=65536, sndbuf=65536)
-    _fill_socket(s)
+    d = Daemon(server={"mode": "chat"},
+               limits=dict(STUCK_LIMITS, shutdown_timeout="1s"))
+    a, _ = _stuck_member(d)
+    mark = d.mark()
     d.signal(signal.SIGTERM)
-    a.expect(b"* server shutting down\n", timeout=2)
+    _expect_bye(a, timeout=2)
     d.signal(signal.SIGHUP)
+    check(d.running(), "the drain ended before the SIGHUP came")
     eq(d.wait_exit(timeout=4), 0, "exit status")
+    d.no_log(r"reload", since=mark)
 
 
 def test_reload_moves_port_to_overlapping_address():
