@@ -234,23 +234,26 @@ echo "servers on CPU 0, loadgen on CPU 1, 127.0.0.1; ${D} s measured after ${W} 
 [ "$ROUNDS" -gt 1 ] && echo "each figure: the median of $ROUNDS runs, the servers taking turns"
 echo "msgs/CPU-s: msgs/s divided by the server's CPU utilisation (utime+stime"
 echo "  from /proc/PID/stat) sampled inside the measured window"
+echo "gen_cpu%: the load generator's CPU use in the same window (near 100:"
+echo "  it, not the server, set the pace)"
 
 # ------------------------------------------------------------- echo runs
-RESULTS=$TMP/results # workload server msgs_per_s p99 util msgs_per_cpu errors
+RESULTS=$TMP/results # workload server msgs_per_s p99 util msgs_per_cpu errors gen_util
 RUNS=$TMP/runs       # the same, one line per run
 : >"$RESULTS"
 : >"$RUNS"
 
 # measured_run WORKLOAD SERVER RATE ARGS...: starts SERVER, runs $TOOL
 # (loadgen unless set) with ARGS, and records the RATE field of its
-# RESULT line, p99, the server's CPU use and RATE per CPU-second. A tool
+# RESULT line, p99, the server's CPU use, RATE per CPU-second and the load
+# generator's own CPU use (near 100 %: it, not the server, set the pace). A tool
 # that prints "WARMUP" (chatgen) starts its warmup there, after its
 # set-up; loadgen starts it at once.
 measured_run() {
 	wl=$1 srv=$2 rate=$3
 	shift 3
 	if ! start_server "$srv" plain; then
-		echo "$wl $srv - - - - -" >>"$RUNS"
+		echo "$wl $srv - - - - - -" >>"$RUNS"
 		return
 	fi
 	loadgen_bg $((W + D + 120)) "$@" -t "$D" -w "$W"
@@ -262,14 +265,18 @@ measured_run() {
 			i=$((i + 1))
 		done
 	fi
-	# The CPU window: from WARMUP+0.2 s to WARMUP+SECONDS-0.4 s.
+	# The CPU window: from WARMUP+0.2 s to WARMUP+SECONDS-0.4 s. The
+	# tool is the child of timeout(1) (taskset execs it).
 	sleep "$W"
 	sleep 0.2
+	gen=$(awk '{ print $1 }' "/proc/$LG_PID/task/$LG_PID/children" 2>/dev/null)
 	t0=$(now)
 	c0=$(ticks "$SRV")
+	g0=$(ticks "${gen:-0}")
 	sleep "$(calc "print $D - 0.6")"
 	t1=$(now)
 	c1=$(ticks "$SRV")
+	g1=$(ticks "${gen:-0}")
 	early=
 	kill -0 "$LG_PID" 2>/dev/null || early=1
 	if loadgen_wait; then
@@ -280,9 +287,12 @@ measured_run() {
 		err=$(($(field errors "$RES") + ${lost:-0}))
 		util=$(calc "u = ($c1 - $c0) / $HZ / ($t1 - $t0); printf \"%.3f\", u")
 		mpc=$(calc "u = $util; if (u > 0) printf \"%.0f\", $mps / u; else print \"-\"")
-		echo "$wl $srv $mps $p99 $util $mpc $err" >>"$RUNS"
+		gutil=-
+		[ -n "$g0" ] && [ -n "$g1" ] &&
+			gutil=$(calc "printf \"%.3f\", ($g1 - $g0) / $HZ / ($t1 - $t0)")
+		echo "$wl $srv $mps $p99 $util $mpc $err $gutil" >>"$RUNS"
 	else
-		echo "$wl $srv - - - - -" >>"$RUNS"
+		echo "$wl $srv - - - - - -" >>"$RUNS"
 	fi
 	stop_server
 }
@@ -317,7 +327,7 @@ rounds() {
 			}
 			$1 == w && $2 == s {
 				rows++
-				for (c = 3; c <= 7; c++)
+				for (c = 3; c <= 8; c++)
 					cell[rows, c] = $c
 				if ($7 != "-")
 					err += $7
@@ -330,7 +340,8 @@ rounds() {
 					m = median(c)
 					printf (m == "-" ? " %s" : (c == 5 ? " %.3f" : " %.0f")), m
 				}
-				printf " %d\n", err
+				m = median(8)
+				printf " %d %s\n", err, (m == "-" ? m : sprintf("%.3f", m))
 			}' "$RUNS" >>"$RESULTS"
 	done
 }
@@ -345,10 +356,11 @@ table() { # WORKLOAD TITLE [UNIT [REFERENCES]]
 	unit=${3:-msgs}
 	echo
 	echo "== $2"
-	printf '%-10s %12s %8s %9s %12s %7s\n' server "$unit/s" p99_us srv_cpu% "$unit/CPU-s" errors
+	printf '%-10s %12s %8s %9s %12s %7s %9s\n' server "$unit/s" p99_us srv_cpu% "$unit/CPU-s" errors gen_cpu%
 	awk -v w="$tw" '$1 == w {
 		cpu = ($5 == "-") ? "-" : sprintf("%.1f", $5 * 100)
-		printf "%-10s %12s %8s %9s %12s %7s\n", $2, $3, $4, cpu, $6, $7 }' "$RESULTS"
+		gen = ($8 == "-") ? "-" : sprintf("%.1f", $8 * 100)
+		printf "%-10s %12s %8s %9s %12s %7s %9s\n", $2, $3, $4, cpu, $6, $7, gen }' "$RESULTS"
 	g=$(awk -v w="$tw" '$1 == w && $2 == "giambiod"' "$RESULTS")
 	for ref in ${4:-libevent epoll}; do
 		r=$(awk -v w="$tw" -v s=$ref '$1 == w && $2 == s' "$RESULTS")

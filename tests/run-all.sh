@@ -1,11 +1,13 @@
 #!/bin/sh
 # Builds and runs the whole test suite: the normal build with warnings as
-# errors, valgrind memcheck over the unit tests, the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, once more built the
-# portable way (ucontext task switch, no libsystemd), then make distcheck
-# (the release tarball builds, passes its tests and installs) and the
-# Debian package (lintian clean, its file list checked). Exits non-zero on
-# the first failure.
+# errors, valgrind memcheck over the unit tests and over the daemon tests,
+# the static analysers (cppcheck, clang-tidy), the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer with fault injection, the
+# soak with hostile clients against that build, the suite once more built
+# the portable way (ucontext task switch, no libsystemd), make distcheck
+# (the release tarball builds, passes its tests and installs), the
+# libFuzzer harnesses for a bounded time, and the Debian package (lintian
+# clean, its file list checked). Exits non-zero on the first failure.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
