@@ -17,8 +17,8 @@
 
 /* The receive buffer starts small: most lines are short, and with
  * thousands of connections, buffers of a page each would be thousands of
- * pages the CPU must map on every pass over them (at 1000 connections that
- * cost a few per cent of the echo server's time). It doubles when a line
+ * pages touched on every pass over them (at 1000 connections that cost a
+ * few per cent of the echo server's time). It doubles when a line
  * does not fit, up to the max asked of gb_sock_recv_line, and when a read
  * fills it, up to RBUF_BURST, so that a client sending lines in bursts
  * needs no more reads than with a large buffer. */
