@@ -17,7 +17,7 @@
 #   BENCH_PORT       first TCP port tried on 127.0.0.1 (25700)
 #   BENCH_MEM_CONNS  idle connections for the memory figure (10000)
 #   BENCH_MEM_HOLD   seconds loadgen holds them (10)
-#   BENCH_WORKLOADS  echo workloads to run (all: "c1 c100 c1000 big10";
+#   BENCH_WORKLOADS  echo workloads to run (all: "c1 c100 c1000 big10 pipe100";
 #                    empty: none)
 #   BENCH_CHAT       0 skips the chat fan-out runs
 #   BENCH_MEM        0 skips the idle-connection memory figure
@@ -26,7 +26,8 @@
 #                    and callgrind_control exist)
 #
 # Echo workloads: 1 connection ping-pong 64 B; 100 and 1000 connections
-# ping-pong 64 B; 10 connections 16 KiB messages. For each server: msgs/s
+# ping-pong 64 B; 10 connections 16 KiB messages; 100 connections with 16
+# lines of 64 B in flight each (pipelined). For each server: msgs/s
 # and p99 from loadgen's RESULT line, and messages per second of server
 # CPU time.
 #
@@ -374,19 +375,21 @@ table() { # WORKLOAD TITLE [UNIT [REFERENCES]]
 }
 
 WORKLOADS=
-for wl in c1:1:64 c100:100:64 c1000:1000:64 big10:10:16384; do
-	case " ${BENCH_WORKLOADS-c1 c100 c1000 big10} " in
+for wl in c1:1:64:1 c100:100:64:1 c1000:1000:64:1 big10:10:16384:1 \
+	pipe100:100:64:16; do
+	case " ${BENCH_WORKLOADS-c1 c100 c1000 big10 pipe100} " in
 	*" ${wl%%:*} "*) WORKLOADS="$WORKLOADS $wl" ;;
 	esac
 done
 for wl in $WORKLOADS; do
-	IFS=: read -r name conns size <<EOF
+	IFS=: read -r name conns size depth <<EOF
 $wl
 EOF
-	rounds "$name" "$SERVERS" msgs_per_s -c "$conns" -s "$size" -d 1
+	rounds "$name" "$SERVERS" msgs_per_s -c "$conns" -s "$size" -d "$depth"
 	case $name in
 	c1) title="1 connection, ping-pong, 64 B" ;;
 	big10) title="10 connections, ping-pong, 16 KiB messages" ;;
+	pipe100) title="100 connections, 16 lines in flight each, 64 B" ;;
 	*) title="$conns connections, ping-pong, 64 B" ;;
 	esac
 	table "$name" "$title"

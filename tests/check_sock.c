@@ -1057,10 +1057,10 @@ START_TEST(test_partial_writes_vec)
 END_TEST
 
 struct sv_ctx {
-	int rc1, rc_empty, rc_none, rc16;
-	size_t sent1, sent_empty, sent_none, sent16;
-	char got1[16], got16[32];
-	ssize_t n1, n16, n_after_empty;
+	int rc1, rc_empty, rc_none, rcmax;
+	size_t sent1, sent_empty, sent_none, sentmax;
+	char got1[16], gotmax[2 * GB_IOV_MAX], letters[2 * GB_IOV_MAX];
+	ssize_t n1, nmax, n_after_empty;
 };
 
 static int sv_main(void *arg)
@@ -1089,19 +1089,21 @@ static int sv_main(void *arg)
 	c->rc_none = gb_sock_sendv_all(a, v0, 0, &c->sent_none,
 	                               gb_after(GB_SEC(5)));
 
-	/* GB_IOV_MAX pieces of one to two bytes */
-	static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef";
-	struct iovec v16[GB_IOV_MAX];
+	/* GB_IOV_MAX pieces of one to two bytes, in order from letters */
+	struct iovec vmax[GB_IOV_MAX];
 	size_t off = 0;
+	for (size_t i = 0; i < sizeof c->letters; i++)
+		c->letters[i] = (char)((i % 2 ? 'a' : 'A') + i / 2 % 26);
 	for (int i = 0; i < GB_IOV_MAX; i++) {
-		v16[i].iov_base = (void *)(letters + off);
-		v16[i].iov_len = (size_t)(1 + i % 2);
-		off += v16[i].iov_len;
+		vmax[i].iov_base = c->letters + off;
+		vmax[i].iov_len = (size_t)(1 + i % 2);
+		off += vmax[i].iov_len;
 	}
-	c->sent16 = 999;
-	c->rc16 = gb_sock_sendv_all(a, v16, GB_IOV_MAX, &c->sent16,
-	                            gb_after(GB_SEC(5)));
-	c->n16 = gb_sock_recv(b, c->got16, sizeof c->got16, gb_after(GB_SEC(5)));
+	c->sentmax = 999;
+	c->rcmax = gb_sock_sendv_all(a, vmax, GB_IOV_MAX, &c->sentmax,
+	                             gb_after(GB_SEC(5)));
+	c->nmax = gb_sock_recv(b, c->gotmax, sizeof c->gotmax,
+	                       gb_after(GB_SEC(5)));
 	/* nothing else was sent: the empty sends put nothing on the wire */
 	c->n_after_empty = recv(gb_sock_fd(b), &junk, 1, MSG_DONTWAIT);
 	gb_sock_close(a);
@@ -1126,10 +1128,10 @@ START_TEST(test_sendv_pieces)
 	ck_assert_uint_eq(c.sent_empty, 0);
 	ck_assert_int_eq(c.rc_none, 0);
 	ck_assert_uint_eq(c.sent_none, 0);
-	ck_assert_int_eq(c.rc16, 0);
-	ck_assert_uint_eq(c.sent16, 24);
-	ck_assert_int_eq(c.n16, 24);
-	ck_assert_mem_eq(c.got16, "ABCDEFGHIJKLMNOPQRSTUVWX", 24);
+	ck_assert_int_eq(c.rcmax, 0);
+	ck_assert_uint_eq(c.sentmax, GB_IOV_MAX / 2 * 3);
+	ck_assert_int_eq(c.nmax, GB_IOV_MAX / 2 * 3);
+	ck_assert_mem_eq(c.gotmax, c.letters, GB_IOV_MAX / 2 * 3);
 	ck_assert_int_eq(c.n_after_empty, -1);
 }
 END_TEST
@@ -2059,6 +2061,74 @@ START_TEST(test_rbuf_burst_grows)
 	ck_assert_int_eq(c.long_n, 3000);
 	ck_assert(c.long_ok);
 	ck_assert_int_eq(c.cut_n, 4096);
+}
+END_TEST
+
+/* gb_sock_next_line hands out the lines already received, and only
+ * those: no read, no wait, and every line it and the recv_line before it
+ * returned stays in place until the next receive call. */
+struct next_ctx {
+	ssize_t first, n[6], n_empty, n_zero_max;
+	int same[6];
+	long reads;
+	ssize_t after;        /* recv_line once more: reads the rest */
+	int after_ok;
+};
+
+static int next_main(void *arg)
+{
+	struct next_ctx *c = arg;
+	static const char *const want[] = { "one\n", "\n", "three\n",
+	                                    "12345678", "9\n" };
+	const char *line[6] = { "" };
+	gb_sock *a, *b;
+	long r0;
+
+	if (unix_pair(&a, &b))
+		return -1;
+	/* lines, one longer than the max (8) given to next_line, then a
+	 * partial one */
+	gb_sock_send_all(a, "zero\none\n\nthree\n123456789\npart",
+	                 30, NULL, gb_after(GB_SEC(5)));
+	/* max 64: the buffer (at most max bytes at first) takes it all */
+	c->first = gb_sock_recv_line(b, 64, &line[0], gb_after(GB_SEC(5)));
+	/* more data reaches the socket, but not the buffer */
+	gb_sock_send_all(a, "ial\n", 4, NULL, gb_after(GB_SEC(5)));
+	r0 = read_calls();
+	for (int i = 0; i < 6; i++) {
+		c->n[i] = gb_sock_next_line(b, 8, &line[i]);
+		c->same[i] = i < 5 && c->n[i] == (ssize_t)strlen(want[i]) &&
+		             !memcmp(line[i], want[i], (size_t)c->n[i]);
+	}
+	c->reads = read_calls() - r0;
+	c->n_empty = gb_sock_next_line(b, 8, &line[5]);
+	c->n_zero_max = gb_sock_next_line(b, 0, &line[5]);
+	/* the lines handed out are all still there */
+	for (int i = 0; i < 5; i++)
+		c->same[i] = c->same[i] &&
+		             !memcmp(line[i], want[i], strlen(want[i]));
+	c->after = gb_sock_recv_line(b, 64, &line[0], gb_after(GB_SEC(5)));
+	c->after_ok = c->after == 8 && !memcmp(line[0], "partial\n", 8);
+	gb_sock_close(a);
+	gb_sock_close(b);
+	return 0;
+}
+
+START_TEST(test_next_line)
+{
+	struct next_ctx c;
+
+	memset(&c, 0, sizeof c);
+	TU_RUN(next_main, &c, 0);
+	ck_assert_int_eq(c.first, 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_msg(c.same[i], "line %d: %zd bytes", i, c.n[i]);
+	ck_assert_int_eq(c.n[5], 0);     /* "part": no whole line yet */
+	if (read_calls() >= 0 && !tu_under_valgrind())
+		ck_assert_int_le(c.reads, 2); /* read_calls' own */
+	ck_assert_int_eq(c.n_empty, 0);
+	ck_assert_int_eq(c.n_zero_max, -EINVAL);
+	ck_assert(c.after_ok);
 }
 END_TEST
 
@@ -3024,6 +3094,7 @@ static Suite *sock_suite(void)
 	tcase_add_test(td, test_short_read_drains);
 	tcase_add_test(td, test_rbuf_burst_grows);
 	tcase_add_test(td, test_rbuf_small);
+	tcase_add_test(td, test_next_line);
 	tcase_add_test(td, test_data_and_fin_one_edge);
 	tcase_add_test(td, test_data_and_reset_one_edge);
 	tcase_add_loop_test(td, test_peer_reset, 0, 2);

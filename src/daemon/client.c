@@ -33,27 +33,54 @@ int client_idle(struct client *cl, size_t pending_before)
  * Generic cell rate algorithm: tat is the theoretical arrival time of the
  * next line. A line may come up to (burst - 1) intervals early; anything
  * earlier waits, and while it waits nothing is read from the client.
+ * rate_allowed gives the time the next line may be taken (0: no limit);
+ * taking one moves tat on by an interval.
  */
-int client_rate_wait(struct client *cl)
+static int64_t rate_interval(const struct client *cl)
+{
+	return GB_SEC(1) / cl->srv->conf.rate;
+}
+
+static int64_t rate_allowed(struct client *cl, int64_t now)
 {
 	const struct conf *c = &cl->srv->conf;
-	int64_t now, interval, tolerance, allowed;
 
 	if (!c->rate)
 		return 0;
-	interval = GB_SEC(1) / c->rate;
-	tolerance = (int64_t)(c->rate_burst ? c->rate_burst - 1 : 0) * interval;
-	now = gb_now();
 	if (cl->rate_tat < now)
 		cl->rate_tat = now;
-	allowed = cl->rate_tat - tolerance;
+	return cl->rate_tat -
+	       (int64_t)(c->rate_burst ? c->rate_burst - 1 : 0) * rate_interval(cl);
+}
+
+int client_rate_wait(struct client *cl)
+{
+	int64_t now = gb_now();
+	int64_t allowed = rate_allowed(cl, now);
+
+	if (!allowed)
+		return 0;
 	if (allowed > now) {
 		int rc = gb_sleep(allowed);
 		if (rc)
 			return rc;
 	}
-	cl->rate_tat += interval;
+	cl->rate_tat += rate_interval(cl);
 	return 0;
+}
+
+/* Whether a line may be taken now, without waiting (it is not taken). */
+static int rate_ready(struct client *cl)
+{
+	int64_t now = gb_now();
+
+	return rate_allowed(cl, now) <= now;
+}
+
+static void rate_take(struct client *cl)
+{
+	if (cl->srv->conf.rate)
+		cl->rate_tat += rate_interval(cl);
 }
 
 void client_notice(struct client *cl, const char *text)
@@ -82,24 +109,33 @@ static void log_data(const char *fmt, const char *line, size_t n,
 	log_msg(LOG_DEBUG, fmt, esc, addr);
 }
 
-/* Sends "Got: " + line. An interrupted reply is finished in the farewell
- * when the interruption is the shutdown. A reply the client does not take
- * within idle_timeout ends it: a client that stopped reading (and so,
- * with its buffers full, sending) would otherwise hold its place for ever,
- * since the idle timeout only runs while the server waits for input. */
-static int echo_reply(struct client *cl, const char *line, size_t n)
+/* Lines answered with one send, each "Got: " + the line. */
+#define ECHO_BATCH (GB_IOV_MAX / 2)
+
+/* Sends "Got: " + line for each of the n lines, in one send when it can.
+ * An interrupted reply is finished in the farewell when the interruption
+ * is the shutdown. A reply the client does not take within idle_timeout
+ * ends it: a client that stopped reading (and so, with its buffers full,
+ * sending) would otherwise hold its place for ever, since the idle
+ * timeout only runs while the server waits for input. */
+static int echo_reply(struct client *cl, const char *const *line,
+                      const size_t *len, int n)
 {
-	struct iovec iov[2] = {
-		{ .iov_base = (void *)got, .iov_len = sizeof got - 1 },
-		{ .iov_base = (void *)line, .iov_len = n },
-	};
+	struct iovec iov[GB_IOV_MAX];
 	size_t sent = 0;
-	int rc = gb_sock_sendv_all(cl->sock, iov, 2, &sent,
+
+	for (int i = 0; i < n; i++) {
+		iov[2 * i] = (struct iovec){ .iov_base = (void *)got,
+		                             .iov_len = sizeof got - 1 };
+		iov[2 * i + 1] = (struct iovec){ .iov_base = (void *)line[i],
+		                                 .iov_len = len[i] };
+	}
+	int rc = gb_sock_sendv_all(cl->sock, iov, 2 * n, &sent,
 	                           client_recv_deadline(cl));
 
 	if (rc == -ECANCELED && cl->srv->draining) {
 		struct iovec *p = iov;
-		int cnt = 2;
+		int cnt = 2 * n;
 		gb_iov_advance(&p, &cnt, sent);
 		client_farewell(cl, p, cnt);
 	}
@@ -137,20 +173,48 @@ static ssize_t echo_recv(struct client *cl, const char **line)
 	}
 }
 
+/* Takes more lines the client sent together with line[0] (already in the
+ * buffer, and within the rate), up to ECHO_BATCH in all. Returns how many
+ * lines line[] holds. */
+static int echo_more(struct client *cl, const char **line, size_t *len)
+{
+	int n = 1;
+
+	while (n < ECHO_BATCH && rate_ready(cl)) {
+		ssize_t m = gb_sock_next_line(cl->sock, cl->srv->conf.max_line,
+		                              &line[n]);
+		if (m <= 0)
+			break;
+		rate_take(cl);
+		len[n++] = (size_t)m;
+	}
+	return n;
+}
+
+static void echo_log(const char *fmt, struct client *cl,
+                     const char *const *line, const size_t *len, int n)
+{
+	if (log_enabled(LOG_DEBUG))
+		for (int i = 0; i < n; i++)
+			log_data(fmt, line[i], len[i], cl->addr);
+}
+
 static void echo_serve(struct client *cl)
 {
-	const char *line;
+	const char *line[ECHO_BATCH];
+	size_t len[ECHO_BATCH];
 	ssize_t n = 0;
 
 	if (send_welcome(cl) < 0)
 		goto out;
-	while (client_rate_wait(cl) == 0 && (n = echo_recv(cl, &line)) > 0) {
-		if (log_enabled(LOG_DEBUG))
-			log_data("Got: '%s' from %s", line, (size_t)n, cl->addr);
-		if (echo_reply(cl, line, (size_t)n) < 0)
+	while (client_rate_wait(cl) == 0 && (n = echo_recv(cl, &line[0])) > 0) {
+		len[0] = (size_t)n;
+		int k = echo_more(cl, line, len);
+
+		echo_log("Got: '%s' from %s", cl, line, len, k);
+		if (echo_reply(cl, line, len, k) < 0)
 			return;
-		if (log_enabled(LOG_DEBUG))
-			log_data("Echoed back '%s' to %s", line, (size_t)n, cl->addr);
+		echo_log("Echoed back '%s' to %s", cl, line, len, k);
 	}
 	if (n == -ENOMEM)
 		log_warning("%s: out of memory: closing the connection", cl->addr);

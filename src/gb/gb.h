@@ -380,6 +380,13 @@ ssize_t gb_sock_recv(gb_sock *s, void *buf, size_t len, int64_t deadline);
  * into the socket's buffer and stays valid until the next receive call. */
 ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
                           int64_t deadline);
+/* The next line gb_sock_recv_line would return from what is already
+ * received, without reading, waiting or yielding: its length, or 0 when
+ * the buffer holds no such line. The lines it returns, and the one the
+ * last gb_sock_recv_line returned, all stay valid until the next
+ * gb_sock_recv_line or gb_sock_recv: a server can answer every line a
+ * client sent together with one send. */
+ssize_t gb_sock_next_line(gb_sock *s, size_t max, const char **line);
 
 /* Bytes received and buffered but not yet returned. */
 size_t gb_sock_pending(const gb_sock *s);
@@ -390,7 +397,7 @@ size_t gb_sock_pending(const gb_sock *s);
 int gb_sock_send_all(gb_sock *s, const void *buf, size_t len, size_t *sent,
                      int64_t deadline);
 /* The same for up to GB_IOV_MAX pieces, in one system call when it can. */
-#define GB_IOV_MAX 16
+#define GB_IOV_MAX 64
 int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
                       size_t *sent, int64_t deadline);
 

@@ -342,6 +342,28 @@ static ssize_t take_line(gb_sock *s, size_t len, const char **line)
 	return (ssize_t)len;
 }
 
+/* The next line in the buffer (see gb_sock_recv_line): a whole one, max
+ * bytes of a longer one, or the rest at the end of stream. 0 if none;
+ * remembers how far it looked for a newline. */
+static ssize_t buffered_line(gb_sock *s, size_t max, const char **line)
+{
+	size_t avail = buffered(s);
+	size_t span = avail < max ? avail : max;
+	const char *nl = NULL;
+
+	/* The buffer is only looked at when it holds bytes: before the first
+	 * read it is NULL, and even NULL + 0 is undefined. */
+	if (span > s->scanned)
+		nl = memchr(s->rbuf + s->rstart + s->scanned, '\n',
+		            span - s->scanned);
+	if (nl)
+		return take_line(s, (size_t)(nl - (s->rbuf + s->rstart)) + 1, line);
+	if (avail >= max || (s->eof && avail))
+		return take_line(s, span, line);
+	s->scanned = span;
+	return 0;
+}
+
 ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
                           int64_t deadline)
 {
@@ -352,29 +374,15 @@ ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
 	if (max == 0)
 		return -EINVAL;
 	for (;;) {
-		size_t avail = buffered(s);
-		size_t span = avail < max ? avail : max;
-		const char *nl = NULL;
+		ssize_t n = buffered_line(s, max, line);
 
-		/* The buffer is only looked at when it holds bytes: before the
-		 * first read it is NULL, and even NULL + 0 is undefined. */
-		if (span > s->scanned)
-			nl = memchr(s->rbuf + s->rstart + s->scanned, '\n',
-			            span - s->scanned);
-
-		if (nl)
-			return take_line(s, (size_t)(nl - (s->rbuf + s->rstart)) + 1,
-			                 line);
-		if (avail >= max || (s->eof && avail))
-			return take_line(s, span, line);
-		if (s->eof)
-			return 0;
-		s->scanned = span;
+		if (n > 0 || s->eof)
+			return n;
 		rc = rbuf_prepare(s, max);
 		if (rc < 0)
 			return rc;
 		size_t room = s->rcap - s->rend;
-		ssize_t n = gb_fd_read(s->f, s->rbuf + s->rend, room, deadline);
+		n = gb_fd_read(s->f, s->rbuf + s->rend, room, deadline);
 		if (n < 0)
 			return n; /* s may be closed and gone: touch nothing */
 		s->filled = (size_t)n == room;
@@ -382,6 +390,13 @@ ssize_t gb_sock_recv_line(gb_sock *s, size_t max, const char **line,
 			s->eof = 1;
 		s->rend += (size_t)n;
 	}
+}
+
+ssize_t gb_sock_next_line(gb_sock *s, size_t max, const char **line)
+{
+	if (max == 0)
+		return -EINVAL;
+	return buffered_line(s, max, line);
 }
 
 /* ------------------------------------------------------------------ send */

@@ -45,6 +45,26 @@ def test_several_lines_one_send():
     c.expect(b"Got: split\r\nGot: next\n")
 
 
+def test_many_lines_one_send():
+    # Lines that come together are answered together, up to a batch at a
+    # time: 300 lines (more than a batch), empty ones and ones longer than
+    # max_line among them, come back exactly, in order.
+    d = Daemon(limits={"max_line": "64"})
+    c = d.connect()
+    c.expect(WELCOME)
+    lines = [b"line %03d %s\n" % (i, b"=" * (i % 97)) if i % 7 else b"\n"
+             for i in range(300)]
+    want = b""
+    for line in lines:
+        while len(line) > 64:
+            want += b"Got: " + line[:64]
+            line = line[64:]
+        want += b"Got: " + line
+    c.send(b"".join(lines))
+    eq(c.read_exact(len(want), timeout=5), want, "300 lines echoed in order")
+    c.expect_silent(0.1)
+
+
 def _read_pieces(c, line, maxlen, timeout=3.0):
     """Reads the echo of a line longer than maxlen: pieces each prefixed
     "Got: ". Returns the pieces (line must not contain b"Got: ")."""
@@ -367,6 +387,7 @@ if __name__ == "__main__":
     harness.main([
         test_welcome_and_exact_echo,
         test_several_lines_one_send,
+        test_many_lines_one_send,
         test_long_line_in_pieces,
         test_final_fragment_on_half_close,
         test_reset_after_partial_line,
