@@ -33,8 +33,8 @@ int client_idle(struct client *cl, size_t pending_before)
  * Generic cell rate algorithm: tat is the theoretical arrival time of the
  * next line. A line may come up to (burst - 1) intervals early; anything
  * earlier waits, and while it waits nothing is read from the client.
- * rate_allowed gives the time the next line may be taken (0: no limit);
- * taking one moves tat on by an interval.
+ * rate_allowed gives the time the next line may be taken (only with a
+ * rate set); taking one moves tat on by an interval.
  */
 static int64_t rate_interval(const struct client *cl)
 {
@@ -45,8 +45,6 @@ static int64_t rate_allowed(struct client *cl, int64_t now)
 {
 	const struct conf *c = &cl->srv->conf;
 
-	if (!c->rate)
-		return 0;
 	if (cl->rate_tat < now)
 		cl->rate_tat = now;
 	return cl->rate_tat -
@@ -55,11 +53,12 @@ static int64_t rate_allowed(struct client *cl, int64_t now)
 
 int client_rate_wait(struct client *cl)
 {
-	int64_t now = gb_now();
-	int64_t allowed = rate_allowed(cl, now);
+	int64_t now, allowed;
 
-	if (!allowed)
+	if (!cl->srv->conf.rate)
 		return 0;
+	now = gb_now();
+	allowed = rate_allowed(cl, now);
 	if (allowed > now) {
 		int rc = gb_sleep(allowed);
 		if (rc)
@@ -72,8 +71,11 @@ int client_rate_wait(struct client *cl)
 /* Whether a line may be taken now, without waiting (it is not taken). */
 static int rate_ready(struct client *cl)
 {
-	int64_t now = gb_now();
+	int64_t now;
 
+	if (!cl->srv->conf.rate)
+		return 1;
+	now = gb_now();
 	return rate_allowed(cl, now) <= now;
 }
 
