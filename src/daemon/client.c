@@ -123,14 +123,14 @@ static void log_data(const char *fmt, const char *line, size_t n,
 static int echo_reply(struct client *cl, const char *const *line,
                       const size_t *len, int n)
 {
-	struct iovec iov[GB_IOV_MAX];
+	struct iovec iov[GB_IOV_MAX], *v = iov;
 	size_t sent = 0;
 
 	for (int i = 0; i < n; i++) {
-		iov[2 * i] = (struct iovec){ .iov_base = (void *)got,
-		                             .iov_len = sizeof got - 1 };
-		iov[2 * i + 1] = (struct iovec){ .iov_base = (void *)line[i],
-		                                 .iov_len = len[i] };
+		*v++ = (struct iovec){ .iov_base = (void *)got,
+		                       .iov_len = sizeof got - 1 };
+		*v++ = (struct iovec){ .iov_base = (void *)line[i],
+		                       .iov_len = len[i] };
 	}
 	int rc = gb_sock_sendv_all(cl->sock, iov, 2 * n, &sent,
 	                           client_recv_deadline(cl));
