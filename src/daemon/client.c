@@ -182,6 +182,8 @@ static int echo_more(struct client *cl, const char **line, size_t *len)
 {
 	int n = 1;
 
+	if (!gb_sock_pending(cl->sock)) /* the usual case: one line per read */
+		return 1;
 	while (n < ECHO_BATCH && rate_ready(cl)) {
 		ssize_t m = gb_sock_next_line(cl->sock, cl->srv->conf.max_line,
 		                              &line[n]);

@@ -345,7 +345,8 @@ static ssize_t take_line(gb_sock *s, size_t len, const char **line)
 /* The next line in the buffer (see gb_sock_recv_line): a whole one, max
  * bytes of a longer one, or the rest at the end of stream. 0 if none;
  * remembers how far it looked for a newline. */
-static ssize_t buffered_line(gb_sock *s, size_t max, const char **line)
+static inline __attribute__((always_inline)) ssize_t
+buffered_line(gb_sock *s, size_t max, const char **line)
 {
 	size_t avail = buffered(s);
 	size_t span = avail < max ? avail : max;
