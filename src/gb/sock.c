@@ -475,12 +475,8 @@ int gb_sock_sendv_all(gb_sock *s, const struct iovec *iov, int iovcnt,
 	if (iovcnt == 1)
 		return send_buf(s, iov->iov_base, iov->iov_len, sent, deadline);
 	for (int i = 0; i < iovcnt; i++) {
-		if (iov[i].iov_len > GATHER_MAX - len)
+		if (iov[i].iov_len > GATHER_MAX - len) /* nothing sent yet */
 			return send_pieces(s, iov, iovcnt, sent, deadline);
-		len += iov[i].iov_len;
-	}
-	len = 0;
-	for (int i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len) /* an empty piece may have a NULL base */
 			memcpy(small + len, iov[i].iov_base, iov[i].iov_len);
 		len += iov[i].iov_len;
